@@ -1,0 +1,9 @@
+// Keel: persistent data structures in a memory-mapped file.
+#pragma once
+
+#include "keel/error.h"
+#include "keel/options.h"
+#include "keel/os.h"
+#include "keel/store.h"
+#include "keel/txn.h"
+#include "keel/types.h"

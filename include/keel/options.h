@@ -1,0 +1,62 @@
+// Options for keel::store::open. Every field has a documented default.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+
+namespace keel {
+
+class os;
+
+inline constexpr std::uint64_t operator""_KiB(unsigned long long v) { return v << 10; }
+inline constexpr std::uint64_t operator""_MiB(unsigned long long v) { return v << 20; }
+inline constexpr std::uint64_t operator""_GiB(unsigned long long v) { return v << 30; }
+inline constexpr std::uint64_t operator""_TiB(unsigned long long v) { return v << 40; }
+
+// What a crash can lose (see docs/DURABILITY.md). A process crash loses no
+// committed transaction in any mode; the modes differ on power loss / OS crash.
+enum class durability : std::uint32_t {
+  sync = 0,        // commit returns after fdatasync of the log: nothing lost
+  batch = 1,       // log synced at least every batch_window: at most that window lost
+  checkpoint = 2,  // log never synced on commit: back to the last checkpoint
+};
+
+struct options {
+  // Create the store when the file does not exist. Default: true.
+  bool create_if_missing = true;
+  // Fail with errc::invalid_argument when the file already exists. Default: false.
+  bool error_if_exists = false;
+  // Open without the writer lock; write() then throws errc::read_only.
+  // Readers take no lock at all. Default: false.
+  bool read_only = false;
+  // File size reserved (posix_fallocate) at creation. Default 16 MiB.
+  std::uint64_t initial_size = 16_MiB;
+  // Address space every process maps; the file can grow up to it, then
+  // allocation fails with errc::full and the store stays usable. Fixed at
+  // creation (ignored when opening an existing store). Default 1 TiB.
+  std::uint64_t max_size = 1_TiB;
+  // Durability mode of this handle's commits. Default: batch.
+  durability mode = durability::batch;
+  // batch mode: the log is fdatasync'ed at least this often. Default 10 ms.
+  std::chrono::milliseconds batch_window{10};
+  // A checkpoint runs after a commit once the log or journal since the last
+  // checkpoint exceeds this many bytes. Default 64 MiB.
+  std::uint64_t checkpoint_bytes = 64_MiB;
+  // ... or once this much time has passed since the last one. Default 60 s.
+  std::chrono::milliseconds checkpoint_interval{60'000};
+  // Permissions of files Keel creates (before umask). Default 0600.
+  mode_t file_mode = 0600;
+  // How long open waits for the writer lock before errc::busy. Default 0:
+  // fail at once.
+  std::chrono::milliseconds lock_timeout{0};
+  // How long a read may keep retrying while commits race it (or while a dead
+  // writer left a commit half applied) before errc::busy. Default 2 s.
+  std::chrono::milliseconds read_timeout{2'000};
+  // The OS seam; nullptr = the real POSIX calls. Tests inject faults here.
+  // Must outlive the store.
+  keel::os* os = nullptr;
+};
+
+}  // namespace keel

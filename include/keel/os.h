@@ -1,0 +1,59 @@
+// The seam between Keel and the operating system. Every system call Keel
+// makes on its files goes through one of these methods, so a test can fail a
+// call (EIO, ENOSPC) or model what a power cut would leave on disk.
+//
+// Conventions: calls return 0 (or a count / fd) on success and -errno on
+// failure; they never throw. One os object may serve several stores and
+// threads at once; implementations must be thread-safe.
+#pragma once
+
+#include <sys/types.h>
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace keel {
+
+class os {
+ public:
+  virtual ~os() = default;
+
+  virtual int open(const std::string& path, int flags, mode_t mode) = 0;
+  virtual int close(int fd) = 0;
+  // One pread/pwrite call; may be short. Returns bytes or -errno.
+  virtual ssize_t pread(int fd, void* buf, std::size_t len, std::uint64_t off) = 0;
+  virtual ssize_t pwrite(int fd, const void* buf, std::size_t len, std::uint64_t off) = 0;
+  virtual int fsync(int fd) = 0;
+  virtual int fdatasync(int fd) = 0;
+  virtual int ftruncate(int fd, std::uint64_t size) = 0;
+  // posix_fallocate semantics: reserve [off, off+len), growing the file.
+  virtual int fallocate(int fd, std::uint64_t off, std::uint64_t len) = 0;
+  // Current size of the file, or -errno.
+  virtual std::int64_t file_size(int fd) = 0;
+  // Map `len` bytes of fd from offset 0, MAP_SHARED. Returns nullptr and sets
+  // *err (-errno) on failure.
+  virtual void* mmap(int fd, std::size_t len, bool writable, int* err) = 0;
+  virtual int munmap(void* addr, std::size_t len) = 0;
+  // msync(MS_SYNC) of [addr, addr+len) of a mapping made by mmap() above.
+  virtual int msync(void* addr, std::size_t len) = 0;
+  // Exclusive open-file-description lock on fd (F_OFD_SETLK, never plain
+  // fcntl record locks). Returns 0, -EAGAIN when another holder has it.
+  virtual int try_lock(int fd) = 0;
+  virtual int unlock(int fd) = 0;
+  // 1 when some open file description holds the lock, 0 when none, -errno.
+  virtual int lock_held(int fd) = 0;
+  virtual int rename(const std::string& from, const std::string& to) = 0;
+  virtual int unlink(const std::string& path) = 0;
+  // fsync the directory holding `path`, so a create or rename is durable.
+  virtual int sync_dir(const std::string& path) = 0;
+  // Identifies the running boot; changes when the machine restarts (the page
+  // cache did not survive). Tests change it to model a power cut.
+  virtual std::array<std::uint8_t, 16> boot_id() = 0;
+};
+
+// The real calls. Thread-safe, stateless.
+os& posix_os();
+
+}  // namespace keel

@@ -1,0 +1,125 @@
+// keel::store: one memory-mapped store file shared by the processes of a host.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+#include "keel/error.h"
+#include "keel/options.h"
+#include "keel/txn.h"
+
+namespace keel {
+
+struct store_info {
+  std::string path;
+  std::uint64_t file_size = 0;       // bytes reserved on disk
+  std::uint64_t max_size = 0;        // growth limit
+  std::uint64_t arena_used = 0;      // allocator cursor
+  std::uint64_t live_bytes = 0;      // handed out and not freed
+  std::uint64_t free_bytes = 0;      // on free lists, reusable
+  std::uint64_t last_lsn = 0;        // last committed transaction
+  std::uint64_t checkpoint_lsn = 0;  // last transaction in the last checkpoint
+  std::uint64_t superblock_sequence = 0;
+  std::uint64_t log_bytes = 0;       // redo log since the checkpoint
+  std::uint64_t journal_bytes = 0;   // before-image journal since the checkpoint
+  bool clean_close = false;          // newest superblock was written by a clean close
+  durability mode = durability::batch;
+  // What the last open had to do: 0 nothing, 1 replayed a dead writer's log
+  // tail, 2 full recovery after a restart (journal restored, log replayed).
+  int recovery = 0;
+  std::uint64_t recovered_records = 0;
+  std::uint64_t restored_pages = 0;
+};
+
+// Thread-safety: read() and info() may be called from any thread at once;
+// write transactions of one handle are serialized by the handle. Processes:
+// any number of read-only handles and one writable handle per store at a
+// time (the writer lock is an open-file-description lock, released by the
+// kernel if the writer dies).
+//
+// Crash: kill -9 at any instruction loses no committed transaction; the next
+// writable open replays what the dead writer logged. Power loss loses at
+// most what the durability mode allows (docs/DURABILITY.md).
+class store {
+ public:
+  // Opens or creates `path` (plus `path`-log and `path`-journal). A writable
+  // open takes the writer lock (waiting up to lock_timeout, then
+  // errc::busy) and recovers the store if its last writer died. Throws
+  // keel::error naming the file and what is wrong.
+  static std::unique_ptr<store> open(const std::string& path, const options& opts = {});
+
+  ~store();  // close(), with errors swallowed: call close() to see them
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
+
+  // Checkpoints (writer) and releases the file. Idempotent.
+  void close();
+
+  // Starts the handle's write transaction (waits for another thread's).
+  // REQUIRES: a writable handle, else errc::read_only.
+  write_txn begin_write();
+
+  // Runs f(write_txn&) and commits; an exception from f aborts and
+  // propagates. Returns what f returns.
+  template <class F>
+  decltype(auto) write(F&& f) {
+    auto tx = begin_write();
+    if constexpr (std::is_void_v<std::invoke_result_t<F, write_txn&>>) {
+      std::forward<F>(f)(tx);
+      tx.commit();
+    } else {
+      decltype(auto) r = std::forward<F>(f)(tx);
+      tx.commit();
+      return r;
+    }
+  }
+
+  // Runs f(const read_view&) on committed data without taking a lock, and
+  // returns its result. f sees all of every commit it sees, or none: when a
+  // commit overlaps f, f runs again (so f must be free of side effects
+  // beyond its result). Throws errc::busy after options.read_timeout of
+  // overlaps, or if a dead writer left a commit half applied.
+  template <class F>
+  auto read(F&& f) const {
+    read_attempt a;
+    for (;;) {
+      read_begin(a);
+      try {
+        if constexpr (std::is_void_v<std::invoke_result_t<F, const read_view&>>) {
+          f(a.view);
+          if (read_end(a)) return;
+        } else {
+          auto r = f(a.view);
+          if (read_end(a)) return r;
+        }
+      } catch (const error&) {
+        if (read_end(a)) throw;  // not a race: real corruption or misuse
+      }
+    }
+  }
+
+  // msync the data, write the other superblock, recycle log and journal.
+  void checkpoint();
+  store_info info() const;
+  const std::string& path() const noexcept;
+  bool writable() const noexcept;
+
+  struct impl;
+
+ private:
+  struct read_attempt {
+    read_view view;
+    std::uint64_t version = 0;
+    std::uint64_t deadline_ns = 0;
+    unsigned spins = 0;
+  };
+  explicit store(std::unique_ptr<impl> p);
+  void read_begin(read_attempt& a) const;
+  bool read_end(read_attempt& a) const noexcept;
+  std::unique_ptr<impl> p_;
+};
+
+}  // namespace keel

@@ -1,0 +1,131 @@
+// Transactions: write_txn (one writer across all processes) and read_view
+// (lock-free, any number of processes).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keel/types.h"
+
+namespace keel {
+
+class store;
+
+// A consistent view of committed data, handed to the callback of
+// store::read(). Lock-free: the callback may race a commit, so it must copy
+// out what it needs and keep no pointer past its return; store::read()
+// re-runs it when a commit overlapped it. Every offset is range-checked:
+// a value torn by a racing commit throws errc::corrupt, which read() treats
+// as a retry, never as a crash. Not thread-safe (one per callback).
+class read_view {
+ public:
+  // Pointer to [off, off+len) inside the allocated arena.
+  // Throws errc::corrupt when the span is outside it.
+  const std::byte* bytes(std::uint64_t off, std::size_t len) const {
+    if (off < lo_ || len > hi_ || off > hi_ - len) [[unlikely]]
+      bad_range(off, len);
+    return base_ + off;
+  }
+  template <class T>
+  T get(ref<T> r) const {
+    T v;
+    std::memcpy(&v, bytes(r.off, sizeof(T)), sizeof(T));
+    return v;
+  }
+  std::optional<catalog_entry> find(std::string_view name) const;
+  std::vector<catalog_entry> list() const;
+  // End of the allocated arena as of this view.
+  std::uint64_t limit() const noexcept { return hi_; }
+
+ private:
+  friend class store;
+  [[noreturn]] void bad_range(std::uint64_t off, std::size_t len) const;
+  const std::byte* base_ = nullptr;
+  std::uint64_t lo_ = 0, hi_ = 0;
+  const std::string* path_ = nullptr;
+};
+
+// The one write transaction of a writable store handle. Changes are private
+// until commit(): other processes, and a crash at any point before commit
+// returns, see none of them. Destroying an uncommitted transaction (or an
+// exception escaping store::write) aborts it. A transaction is used by one
+// thread; the store serializes transactions of its threads.
+//
+// Memory rules: a span passed to bytes()/mut_bytes() must not cross a page
+// boundary (4096 bytes) unless it lies in space allocated by this
+// transaction; read()/write() take any span. Pointers stay valid until
+// commit or abort.
+class write_txn {
+ public:
+  write_txn(write_txn&&) noexcept;
+  write_txn& operator=(write_txn&&) = delete;
+  ~write_txn();
+
+  const std::byte* bytes(std::uint64_t off, std::size_t len);
+  // Pointer for writing [off, off+len); the range is logged at commit.
+  std::byte* mut_bytes(std::uint64_t off, std::size_t len);
+  void read(std::uint64_t off, void* dst, std::size_t len);
+  void write(std::uint64_t off, const void* src, std::size_t len);
+
+  template <class T>
+  T get(ref<T> r) {
+    T v;
+    std::memcpy(&v, bytes(r.off, sizeof(T)), sizeof(T));
+    return v;
+  }
+  template <class T>
+  void put(ref<T> r, const T& v) {
+    std::memcpy(mut_bytes(r.off, sizeof(T)), &v, sizeof(T));
+  }
+  template <class T>
+  T* mut(ref<T> r) {
+    return reinterpret_cast<T*>(mut_bytes(r.off, sizeof(T)));
+  }
+
+  // A block of at least n bytes (16-aligned; page-aligned above 4096; never
+  // crossing a page when n <= 4096). Contents are unspecified. Throws
+  // errc::full when max_size or the disk is exhausted; the transaction
+  // stays usable.
+  std::uint64_t alloc(std::size_t n);
+  // Returns a block from alloc(n) (same n) for reuse.
+  void free(std::uint64_t off, std::size_t n);
+  template <class T>
+  ref<T> create(const T& v) {
+    ref<T> r{alloc(sizeof(T))};
+    put(r, v);
+    return r;
+  }
+
+  // Root catalog. Names are 1..63 bytes.
+  // Finds `name`, or creates it with root 0. Throws errc::type_mismatch when
+  // it exists with another kind or other types.
+  catalog_entry open_root(std::string_view name, kind k, type_desc key, type_desc value);
+  std::optional<catalog_entry> find(std::string_view name);
+  std::vector<catalog_entry> list();
+  // Sets root and aux of an existing name; errc::invalid_argument if absent.
+  void set_root(std::string_view name, std::uint64_t root, std::uint64_t aux = 0);
+  // Removes the name (the structure frees its own blocks first). False if absent.
+  bool drop(std::string_view name);
+
+  // Makes the changes durable as the store's mode says and visible to every
+  // reader atomically. Returns the transaction's LSN (0 when nothing
+  // changed). On failure throws and the transaction is aborted; after an
+  // I/O failure the store refuses further commits until reopened.
+  std::uint64_t commit();
+  void abort() noexcept;
+
+  struct impl;
+
+ private:
+  friend class store;
+  explicit write_txn(std::unique_ptr<impl> p);
+  std::unique_ptr<impl> p_;
+};
+
+}  // namespace keel

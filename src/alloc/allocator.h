@@ -1,0 +1,18 @@
+// The persistent allocator: size-class free lists over a bump cursor, all
+// of it in the meta page and changed only through the write transaction.
+#pragma once
+
+#include <cstdint>
+
+#include "store/store_impl.h"
+
+namespace keel::allocator {
+
+// Size class of an n-byte request (n > 0) and the bytes a block of it spans.
+int class_of(std::uint64_t n) noexcept;
+std::uint64_t class_bytes(int cls, std::uint64_t n) noexcept;
+
+std::uint64_t allocate(write_txn::impl& t, std::uint64_t n);
+void release(write_txn::impl& t, std::uint64_t off, std::uint64_t n);
+
+}  // namespace keel::allocator

@@ -1,0 +1,171 @@
+// Every constant and fixed layout of the file format (docs/FORMAT.md).
+// Structs here are read from untrusted bytes with memcpy and validated by
+// the code that reads them; the static_asserts pin every offset.
+#pragma once
+
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+
+static_assert(std::endian::native == std::endian::little,
+              "Keel's format is little-endian and read in place: big-endian hosts are not supported");
+
+namespace keel::fmt {
+
+inline constexpr std::uint32_t kVersion = 1;
+inline constexpr std::uint64_t kPage = 4096;
+inline constexpr std::uint32_t kByteOrderMark = 0x01020304;
+
+inline constexpr std::uint64_t kControlOffset = 2 * kPage;
+inline constexpr std::uint64_t kMetaOffset = 3 * kPage;
+inline constexpr std::uint64_t kArenaOffset = 4 * kPage;
+// 64 TiB: far below the 128 TiB user address space of x86-64/arm64.
+inline constexpr std::uint64_t kMaxMaxSize = 1ull << 46;
+
+// \x89 (high bit) and \r\n \x1a catch 7-bit and text-mode transfers (as PNG's magic does).
+inline constexpr unsigned char kSuperMagic[8] = {0x89, 'K', 'E', 'E', 'L', '\r', '\n', 0x1a};
+inline constexpr unsigned char kControlMagic[8] = {'K', 'E', 'E', 'L', 'C', 'T', 'R', 'L'};
+inline constexpr unsigned char kMetaMagic[8] = {'K', 'E', 'E', 'L', 'M', 'E', 'T', 'A'};
+inline constexpr unsigned char kCatalogMagic[8] = {'K', 'E', 'E', 'L', 'C', 'A', 'T', 'P'};
+inline constexpr unsigned char kLogMagic[8] = {'K', 'E', 'E', 'L', 'L', 'O', 'G', 0x1a};
+inline constexpr unsigned char kJournalMagic[8] = {'K', 'E', 'E', 'L', 'J', 'R', 'N', 0x1a};
+inline constexpr std::uint32_t kRecordMagic = 0x4345524B;   // "KREC"
+inline constexpr std::uint32_t kCommitMagic = 0x544D434B;   // "KCMT"
+inline constexpr std::uint32_t kJournalEntryMagic = 0x47504A4B;  // "KJPG"
+
+inline constexpr std::uint32_t kFlagCleanClose = 1;
+
+struct superblock {
+  unsigned char magic[8];
+  std::uint32_t version;
+  std::uint32_t byte_order;
+  std::uint32_t page_size;
+  std::uint32_t slot;
+  std::uint64_t sequence;
+  std::uint64_t checkpoint_lsn;
+  std::uint64_t file_id;
+  std::uint64_t file_size;
+  std::uint64_t max_size;
+  std::uint64_t arena_offset;
+  std::uint64_t meta_offset;
+  std::uint64_t control_offset;
+  std::uint64_t cursor;
+  std::uint64_t catalog_head;
+  std::uint64_t created_ns;
+  std::uint64_t checkpoint_ns;
+  std::uint32_t mode;
+  std::uint32_t flags;
+  unsigned char reserved[120];
+  std::uint64_t checksum;  // of bytes [0, 248)
+};
+static_assert(sizeof(superblock) == 256 && offsetof(superblock, checksum) == 248);
+static_assert(offsetof(superblock, cursor) == 88 && offsetof(superblock, mode) == 120);
+
+struct control_page {
+  unsigned char magic[8];
+  std::uint8_t boot_id[16];
+  std::uint64_t file_id;
+  std::uint64_t applied_lsn;
+  std::uint64_t applied_log_pos;
+  std::uint64_t journal_end;
+  std::uint64_t checkpoint_lsn;
+  std::uint32_t writer_pid;
+  std::uint32_t reserved0;
+  unsigned char pad[56];
+  std::uint64_t seqlock;  // own cache line
+};
+static_assert(offsetof(control_page, writer_pid) == 64 && offsetof(control_page, seqlock) == 128);
+
+inline constexpr int kSmallClasses = 28;
+inline constexpr int kPageRunClasses = 63;  // 2..64 pages
+inline constexpr int kHugeClass = kSmallClasses + kPageRunClasses;  // 91
+inline constexpr int kClasses = kHugeClass + 1;                      // 92
+inline constexpr std::uint32_t kSmallClassSize[kSmallClasses] = {
+    16,   32,   48,   64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,
+    448,  512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096};
+
+struct meta_page {
+  unsigned char magic[8];
+  std::uint64_t cursor;
+  std::uint64_t catalog_head;
+  std::uint64_t live_bytes;
+  std::uint64_t free_bytes;
+  std::uint64_t commits;
+  std::uint64_t free_head[kClasses];
+};
+static_assert(offsetof(meta_page, free_head) == 48 && sizeof(meta_page) <= kPage);
+
+inline constexpr std::size_t kCatalogHeader = 32;
+inline constexpr std::size_t kCatalogEntry = 128;
+inline constexpr std::size_t kCatalogEntries = (kPage - kCatalogHeader) / kCatalogEntry;  // 31
+inline constexpr std::size_t kMaxName = 63;
+
+struct type_bytes {
+  std::uint16_t code;
+  std::uint16_t align;
+  std::uint32_t size;
+  std::uint64_t fp;
+};
+
+struct catalog_slot {
+  std::uint8_t in_use;
+  std::uint8_t name_len;
+  std::uint16_t kind;
+  std::uint32_t reserved0;
+  type_bytes key;
+  type_bytes value;
+  std::uint64_t root;
+  char name[64];
+  std::uint64_t aux;
+  std::uint64_t reserved1;
+};
+static_assert(sizeof(catalog_slot) == kCatalogEntry && offsetof(catalog_slot, name) == 48);
+
+struct file_header {  // the log's and the journal's
+  unsigned char magic[8];
+  std::uint32_t version;
+  std::uint32_t reserved0;
+  std::uint64_t file_id;
+  std::uint64_t base_lsn;
+  unsigned char reserved1[24];
+  std::uint64_t checksum;  // of bytes [0, 56)
+};
+static_assert(sizeof(file_header) == 64);
+
+struct record_header {
+  std::uint32_t magic;
+  std::uint32_t range_count;
+  std::uint64_t lsn;
+  std::uint64_t payload_bytes;
+  std::uint64_t commit_ns;
+  std::uint64_t checksum;  // of bytes [0, 32)
+};
+static_assert(sizeof(record_header) == 40);
+
+struct range_header {
+  std::uint64_t offset;
+  std::uint32_t length;
+  std::uint32_t reserved;
+};
+static_assert(sizeof(range_header) == 16);
+
+struct record_trailer {
+  std::uint32_t magic;
+  std::uint32_t reserved;
+  std::uint64_t lsn;
+  std::uint64_t checksum;  // of header + payload
+};
+static_assert(sizeof(record_trailer) == 24);
+
+struct journal_entry {
+  std::uint32_t magic;
+  std::uint32_t reserved;
+  std::uint64_t page_offset;
+  std::uint64_t epoch_lsn;
+  std::uint64_t checksum;  // of bytes [0, 24) + page image
+};
+static_assert(sizeof(journal_entry) == 32);
+
+constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
+
+}  // namespace keel::fmt

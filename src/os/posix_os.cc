@@ -1,0 +1,130 @@
+// The real system calls behind keel::os.
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <string>
+
+#include "keel/os.h"
+
+namespace keel {
+namespace {
+
+int neg(int r) { return r < 0 ? -errno : r; }
+
+class posix final : public os {
+ public:
+  int open(const std::string& path, int flags, mode_t mode) override {
+    return neg(::open(path.c_str(), flags | O_CLOEXEC, mode));
+  }
+  int close(int fd) override { return neg(::close(fd)); }
+  ssize_t pread(int fd, void* buf, std::size_t len, std::uint64_t off) override {
+    ssize_t r;
+    do r = ::pread(fd, buf, len, static_cast<off_t>(off));
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+  }
+  ssize_t pwrite(int fd, const void* buf, std::size_t len, std::uint64_t off) override {
+    ssize_t r;
+    do r = ::pwrite(fd, buf, len, static_cast<off_t>(off));
+    while (r < 0 && errno == EINTR);
+    return r < 0 ? -errno : r;
+  }
+  int fsync(int fd) override { return neg(::fsync(fd)); }
+  int fdatasync(int fd) override { return neg(::fdatasync(fd)); }
+  int ftruncate(int fd, std::uint64_t size) override { return neg(::ftruncate(fd, static_cast<off_t>(size))); }
+  int fallocate(int fd, std::uint64_t off, std::uint64_t len) override {
+    return -::posix_fallocate(fd, static_cast<off_t>(off), static_cast<off_t>(len));
+  }
+  std::int64_t file_size(int fd) override {
+    struct stat st;
+    if (::fstat(fd, &st) < 0) return -errno;
+    return st.st_size;
+  }
+  void* mmap(int fd, std::size_t len, bool writable, int* err) override {
+    void* p = ::mmap(nullptr, len, PROT_READ | (writable ? PROT_WRITE : 0), MAP_SHARED | MAP_NORESERVE, fd, 0);
+    if (p == MAP_FAILED) {
+      *err = -errno;
+      return nullptr;
+    }
+    return p;
+  }
+  int munmap(void* addr, std::size_t len) override { return neg(::munmap(addr, len)); }
+  int msync(void* addr, std::size_t len) override { return neg(::msync(addr, len, MS_SYNC)); }
+  int try_lock(int fd) override {
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_start = 0;
+    fl.l_len = 1;
+    int r = ::fcntl(fd, F_OFD_SETLK, &fl);
+    if (r < 0) return (errno == EACCES || errno == EAGAIN) ? -EAGAIN : -errno;
+    return 0;
+  }
+  int unlock(int fd) override {
+    struct flock fl {};
+    fl.l_type = F_UNLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_len = 1;
+    return neg(::fcntl(fd, F_OFD_SETLK, &fl));
+  }
+  int lock_held(int fd) override {
+    struct flock fl {};
+    fl.l_type = F_WRLCK;
+    fl.l_whence = SEEK_SET;
+    fl.l_len = 1;
+    if (::fcntl(fd, F_OFD_GETLK, &fl) < 0) return -errno;
+    return fl.l_type == F_UNLCK ? 0 : 1;
+  }
+  int rename(const std::string& from, const std::string& to) override {
+    if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return 0;
+    if (errno != EINVAL && errno != ENOSYS) return -errno;
+    // File systems without RENAME_NOREPLACE: link refuses to replace too.
+    if (::link(from.c_str(), to.c_str()) < 0) return -errno;
+    ::unlink(from.c_str());
+    return 0;
+  }
+  int unlink(const std::string& path) override { return neg(::unlink(path.c_str())); }
+  int sync_dir(const std::string& path) override {
+    auto slash = path.find_last_of('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int r = neg(::fsync(fd));
+    ::close(fd);
+    return r;
+  }
+  std::array<std::uint8_t, 16> boot_id() override {
+    static const std::array<std::uint8_t, 16> id = read_boot_id();
+    return id;
+  }
+
+ private:
+  static std::array<std::uint8_t, 16> read_boot_id() {
+    std::array<std::uint8_t, 16> id{};
+    std::ifstream in("/proc/sys/kernel/random/boot_id");
+    std::string s;
+    std::getline(in, s);
+    int n = 0;
+    for (std::size_t i = 0; i + 1 < s.size() && n < 16; ++i) {
+      if (s[i] == '-') continue;
+      id[n++] = static_cast<std::uint8_t>(std::stoi(s.substr(i, 2), nullptr, 16));
+      ++i;
+    }
+    return id;
+  }
+};
+
+}  // namespace
+
+os& posix_os() {
+  static posix instance;
+  return instance;
+}
+
+}  // namespace keel

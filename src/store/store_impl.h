@@ -1,0 +1,133 @@
+// State of an open store and of its write transaction. Internal.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "file/format.h"
+#include "keel/store.h"
+#include "txn/redo_log.h"
+
+namespace keel {
+
+// A private copy of one page changed by the open transaction, with the
+// byte range [lo, hi) it changed.
+struct txn_page {
+  std::uint64_t off = 0;
+  std::uint32_t lo = 0, hi = 0;
+  alignas(64) std::byte data[fmt::kPage];
+};
+
+struct store::impl {
+  std::string path, log_path, jrn_path;
+  options opt;
+  os* sys = nullptr;
+  int fd = -1, log_fd = -1, jrn_fd = -1;
+  std::byte* base = nullptr;
+  std::uint64_t map_len = 0;
+  bool writable = false;
+  bool closed = false;
+  fmt::superblock sb{};                       // newest superblock
+  std::atomic<std::uint64_t> known_size{0};  // file bytes known to exist
+
+  // ---- writer state (guarded by write_mu) ----
+  std::mutex write_mu;
+  std::uint64_t file_size = 0;
+  std::uint64_t last_lsn = 0;
+  std::uint64_t last_commit_ns = 0;
+  std::uint64_t log_end = 0;  // where the next record goes
+  std::uint64_t jrn_end = 0;  // where the next journal entry goes
+  std::uint64_t ckpt_cursor = 0;  // pages starting below it existed at the checkpoint
+  std::unordered_set<std::uint64_t> journaled;  // pages journaled by this handle this epoch
+  std::chrono::steady_clock::time_point last_ckpt;
+  std::vector<std::byte> rec_buf, jrn_buf;
+  std::vector<std::unique_ptr<txn_page>> page_pool;
+
+  // ---- durability state (guarded by sync_mu) ----
+  std::mutex sync_mu;
+  std::condition_variable sync_cv;
+  bool stop_flusher = false;
+  std::string poison_why;
+  std::atomic<bool> poisoned{false};
+  std::atomic<std::uint64_t> log_written{0}, log_synced{0};
+  std::thread flusher;
+
+  // ---- what the open did ----
+  int recovery = 0;
+  std::uint64_t recovered_records = 0, restored_pages = 0;
+
+  fmt::control_page* ctrl() const noexcept { return reinterpret_cast<fmt::control_page*>(base + fmt::kControlOffset); }
+  fmt::meta_page* meta() const noexcept { return reinterpret_cast<fmt::meta_page*>(base + fmt::kMetaOffset); }
+  std::atomic_ref<std::uint64_t> seq() const noexcept { return std::atomic_ref<std::uint64_t>(ctrl()->seqlock); }
+
+  // Readers see an odd seqlock while the mapping changes.
+  void seq_enter() noexcept;
+  void seq_exit() noexcept;
+  void apply(std::span<const redo::range> ranges) noexcept;
+
+  // After a failed sync no later commit may succeed on this handle.
+  void poison(const std::string& why);
+  void check_usable();  // throws when poisoned, closed or read-only
+  // Extends the file (fallocate + fsync) so [0, need) exists. errc::full
+  // past max_size or when the disk is full.
+  void grow(std::uint64_t need);
+  void checkpoint_locked(bool clean_close);
+  void start_flusher();
+  void stop_flusher_thread() noexcept;
+
+  // open steps (store.cc / recovery.cc)
+  void open_files(bool create_ok);
+  void create_new();
+  void map();
+  void recover();
+  void check_meta();
+  bool control_valid() const;
+  bool quiescent();  // nothing in log or journal past the checkpoint
+  void init_control();
+};
+
+struct write_txn::impl {
+  store::impl& s;
+  std::unique_lock<std::mutex> lock;
+  std::uint64_t committed_cursor = 0;  // cursor when the transaction began
+  std::uint64_t cursor = 0;            // including this transaction's allocations
+  std::unordered_map<std::uint64_t, txn_page*> pages;
+  txn_page* last = nullptr;
+  bool active = true;
+
+  impl(store::impl& st, std::unique_lock<std::mutex> lk);
+
+  // Unchecked against the arena start (internal users reach the meta page).
+  const std::byte* ro(std::uint64_t off, std::size_t len);
+  std::byte* rw(std::uint64_t off, std::size_t len);
+  std::uint64_t get64(std::uint64_t off) {
+    std::uint64_t v;
+    std::memcpy(&v, ro(off, 8), 8);
+    return v;
+  }
+  void set64(std::uint64_t off, std::uint64_t v) { std::memcpy(rw(off, 8), &v, 8); }
+
+  std::uint64_t commit();
+  void release() noexcept;
+
+ private:
+  void check_span(std::uint64_t off, std::size_t len) const;
+  txn_page* page_for_write(std::uint64_t page_off);
+};
+
+inline std::uint64_t meta_field(std::size_t field_offset) { return fmt::kMetaOffset + field_offset; }
+#define KEEL_META(field) ::keel::meta_field(offsetof(::keel::fmt::meta_page, field))
+
+std::uint64_t now_ns() noexcept;
+
+}  // namespace keel

@@ -1,0 +1,108 @@
+#include "txn/redo_log.h"
+
+#include <cstring>
+
+#include "file/format.h"
+#include "os/io.h"
+#include "txn/side_file.h"
+#include "util/checksum.h"
+
+namespace keel::redo {
+
+void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit_ns, std::span<const range> ranges) {
+  using namespace fmt;
+  std::uint64_t payload = 0;
+  for (const auto& r : ranges) payload += sizeof(range_header) + align_up(r.len, 8);
+  buf.resize(sizeof(record_header) + payload + sizeof(record_trailer));
+  std::byte* p = buf.data();
+  record_header h{kRecordMagic, static_cast<std::uint32_t>(ranges.size()), lsn, payload, commit_ns, 0};
+  h.checksum = checksum(&h, offsetof(record_header, checksum));
+  std::memcpy(p, &h, sizeof h);
+  std::size_t at = sizeof h;
+  for (const auto& r : ranges) {
+    range_header rh{r.off, r.len, 0};
+    std::memcpy(p + at, &rh, sizeof rh);
+    at += sizeof rh;
+    std::memcpy(p + at, r.data, r.len);
+    std::memset(p + at + r.len, 0, align_up(r.len, 8) - r.len);
+    at += align_up(r.len, 8);
+  }
+  record_trailer t{kCommitMagic, 0, lsn, checksum(p, at)};
+  std::memcpy(p + at, &t, sizeof t);
+}
+
+scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, std::uint64_t prev_lsn,
+                 std::uint64_t skip_upto, std::uint64_t data_limit,
+                 const std::function<void(std::uint64_t, std::span<const range>)>& on_record) {
+  using namespace fmt;
+  const std::int64_t len = sys.file_size(fd);
+  if (len < 0) io::fail(path, "fstat", static_cast<int>(len));
+  side::reader rd(sys, fd, path, static_cast<std::uint64_t>(len));
+  scan_result res;
+  res.last_lsn = prev_lsn;
+  std::vector<range> ranges;
+  for (;;) {
+    res.end = pos;
+    const std::byte* hp = rd.at(pos, sizeof(record_header));
+    if (!hp) {
+      if (pos != rd.size()) res.stop = "torn record header at " + std::to_string(pos);
+      return res;
+    }
+    record_header h;
+    std::memcpy(&h, hp, sizeof h);
+    if (h.magic != kRecordMagic || h.checksum != checksum(&h, offsetof(record_header, checksum))) {
+      res.stop = "invalid record header at " + std::to_string(pos);
+      return res;
+    }
+    if (h.lsn != res.last_lsn + 1) {
+      res.stop = "record at " + std::to_string(pos) + " has LSN " + std::to_string(h.lsn) + ", expected " +
+                 std::to_string(res.last_lsn + 1);
+      return res;
+    }
+    const std::uint64_t total = sizeof(record_header) + h.payload_bytes + sizeof(record_trailer);
+    if (h.payload_bytes > rd.size() || total > rd.size() - pos) {
+      res.stop = "torn record at " + std::to_string(pos);
+      return res;
+    }
+    const std::byte* rp = rd.at(pos, static_cast<std::size_t>(total));
+    record_trailer t;
+    std::memcpy(&t, rp + total - sizeof t, sizeof t);
+    if (t.magic != kCommitMagic || t.lsn != h.lsn ||
+        t.checksum != checksum(rp, static_cast<std::size_t>(total - sizeof t))) {
+      res.stop = "record at " + std::to_string(pos) + " has no valid commit marker";
+      return res;
+    }
+    ranges.clear();
+    std::uint64_t at = sizeof(record_header);
+    const std::uint64_t end = sizeof(record_header) + h.payload_bytes;
+    bool ok = true;
+    for (std::uint32_t i = 0; i < h.range_count && ok; ++i) {
+      range_header rh;
+      if (end - at < sizeof rh) { ok = false; break; }
+      std::memcpy(&rh, rp + at, sizeof rh);
+      at += sizeof rh;
+      if (align_up(rh.length, 8) > end - at || rh.offset < kMetaOffset || rh.offset > data_limit ||
+          rh.length > data_limit - rh.offset) {
+        ok = false;
+        break;
+      }
+      ranges.push_back({rh.offset, rh.length, rp + at});
+      at += align_up(rh.length, 8);
+    }
+    if (!ok || at != end) {
+      // Checksums matched, so this was written as is: not a torn tail.
+      throw error(errc::corrupt, path,
+                  "record LSN " + std::to_string(h.lsn) + " at " + std::to_string(pos) +
+                      " has a range outside the data file");
+    }
+    if (h.lsn > skip_upto) {
+      on_record(h.lsn, ranges);
+      ++res.applied;
+    }
+    res.last_lsn = h.lsn;
+    res.last_commit_ns = h.commit_ns;
+    pos += total;
+  }
+}
+
+}  // namespace keel::redo

@@ -1,0 +1,53 @@
+#include "txn/side_file.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "os/io.h"
+#include "util/checksum.h"
+
+namespace keel::side {
+
+fmt::file_header make_header(const unsigned char (&magic)[8], std::uint64_t file_id, std::uint64_t base_lsn) {
+  fmt::file_header h{};
+  std::memcpy(h.magic, magic, 8);
+  h.version = fmt::kVersion;
+  h.file_id = file_id;
+  h.base_lsn = base_lsn;
+  h.checksum = checksum(&h, offsetof(fmt::file_header, checksum));
+  return h;
+}
+
+std::string header_problem(const fmt::file_header& h, const unsigned char (&magic)[8], std::uint64_t file_id) {
+  if (std::memcmp(h.magic, magic, 8) != 0) return "bad magic";
+  if (h.checksum != checksum(&h, offsetof(fmt::file_header, checksum))) return "header checksum mismatch";
+  if (h.version != fmt::kVersion) return "format version " + std::to_string(h.version);
+  if (h.file_id != file_id) return "belongs to another store (file id differs)";
+  return {};
+}
+
+void recycle(os& sys, int fd, const std::string& path, const unsigned char (&magic)[8], std::uint64_t file_id,
+             std::uint64_t base_lsn) {
+  auto h = make_header(magic, file_id, base_lsn);
+  io::write_at(sys, fd, &h, sizeof h, 0, path);
+  io::check(sys.ftruncate(fd, sizeof h), path, "truncate");
+  io::check(sys.fdatasync(fd), path, "fdatasync");
+}
+
+reader::reader(os& sys, int fd, const std::string& path, std::uint64_t file_len)
+    : sys_(sys), fd_(fd), path_(path), len_(file_len) {}
+
+const std::byte* reader::at(std::uint64_t pos, std::size_t n) {
+  if (pos > len_ || n > len_ - pos) return nullptr;
+  if (pos >= win_pos_ && pos + n <= win_pos_ + win_.size()) return win_.data() + (pos - win_pos_);
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::size_t>(n, 1 << 20), len_ - pos));
+  win_.resize(want);
+  win_pos_ = pos;
+  if (!io::read_at(sys_, fd_, win_.data(), want, pos, path_)) {
+    win_.clear();
+    return nullptr;
+  }
+  return win_.data();
+}
+
+}  // namespace keel::side

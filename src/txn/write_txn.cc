@@ -1,0 +1,227 @@
+// The write transaction: private page copies, then commit = journal
+// before-images, append the redo record, sync as the mode says, apply.
+#include <algorithm>
+#include <cstring>
+
+#include "alloc/allocator.h"
+#include "os/io.h"
+#include "store/store_impl.h"
+#include "txn/journal.h"
+#include "util/checksum.h"
+
+namespace keel {
+
+using fmt::kPage;
+
+write_txn::impl::impl(store::impl& st, std::unique_lock<std::mutex> lk) : s(st), lock(std::move(lk)) {
+  committed_cursor = cursor = s.meta()->cursor;
+}
+
+void write_txn::impl::check_span(std::uint64_t off, std::size_t len) const {
+  if (off < fmt::kMetaOffset || off > cursor || len > cursor - off)
+    throw error(errc::invalid_argument, s.path,
+                "span [" + std::to_string(off) + ", +" + std::to_string(len) + ") is outside the allocated arena");
+  if (off < committed_cursor) {
+    if (len > committed_cursor - off || (off % kPage) + len > kPage)
+      throw error(errc::invalid_argument, s.path,
+                  "span [" + std::to_string(off) + ", +" + std::to_string(len) +
+                      ") crosses a page boundary; use write_txn::read/write");
+  }
+}
+
+const std::byte* write_txn::impl::ro(std::uint64_t off, std::size_t len) {
+  check_span(off, len);
+  if (off >= committed_cursor) return s.base + off;  // this transaction's own fresh space
+  const std::uint64_t page = off & ~(kPage - 1);
+  if (last && last->off == page) return last->data + (off - page);
+  auto it = pages.find(page);
+  if (it == pages.end()) return s.base + off;
+  last = it->second;
+  return last->data + (off - page);
+}
+
+txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
+  if (last && last->off == page) return last;
+  auto [it, fresh] = pages.try_emplace(page, nullptr);
+  if (fresh) {
+    std::unique_ptr<txn_page> p;
+    if (!s.page_pool.empty()) {
+      p = std::move(s.page_pool.back());
+      s.page_pool.pop_back();
+    } else {
+      p = std::make_unique<txn_page>();
+    }
+    p->off = page;
+    p->lo = kPage;
+    p->hi = 0;
+    std::memcpy(p->data, s.base + page, kPage);
+    it->second = p.release();
+  }
+  return last = it->second;
+}
+
+std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
+  check_span(off, len);
+  if (off >= committed_cursor) return s.base + off;  // nothing committed refers to it
+  const std::uint64_t page = off & ~(kPage - 1);
+  txn_page* p = page_for_write(page);
+  const auto lo = static_cast<std::uint32_t>(off - page);
+  p->lo = std::min(p->lo, lo);
+  p->hi = std::max(p->hi, static_cast<std::uint32_t>(lo + len));
+  return p->data + lo;
+}
+
+void write_txn::impl::release() noexcept {
+  for (auto& [off, p] : pages) s.page_pool.emplace_back(p);
+  pages.clear();
+  last = nullptr;
+  active = false;
+  if (lock.owns_lock()) lock.unlock();
+}
+
+std::uint64_t write_txn::impl::commit() {
+  s.check_usable();
+  std::vector<txn_page*> dirty;
+  for (auto& [off, p] : pages)
+    if (p->hi > p->lo) dirty.push_back(p);
+  if (dirty.empty() && cursor == committed_cursor) {
+    release();
+    return 0;
+  }
+  const std::uint64_t lsn = s.last_lsn + 1;
+  set64(KEEL_META(commits), lsn);
+  txn_page* meta_page = pages.at(fmt::kMetaOffset);
+  if (std::find(dirty.begin(), dirty.end(), meta_page) == dirty.end()) dirty.push_back(meta_page);
+  std::sort(dirty.begin(), dirty.end(), [](auto* a, auto* b) { return a->off < b->off; });
+
+  try {
+    // 1. Before-images of checkpoint pages, durable before the mapping changes.
+    if (s.opt.mode != durability::sync) {
+      s.jrn_buf.clear();
+      const std::size_t first_new = s.journaled.size();
+      std::vector<std::uint64_t> fresh_pages;
+      for (auto* p : dirty)
+        if (p->off < s.ckpt_cursor && !s.journaled.contains(p->off)) {
+          journal::append_entry(s.jrn_buf, p->off, s.sb.checkpoint_lsn, s.base + p->off);
+          fresh_pages.push_back(p->off);
+        }
+      (void)first_new;
+      if (!fresh_pages.empty()) {
+        io::write_at(*s.sys, s.jrn_fd, s.jrn_buf.data(), s.jrn_buf.size(), s.jrn_end, s.jrn_path);
+        io::check(s.sys->fdatasync(s.jrn_fd), s.jrn_path, "fdatasync of the journal");
+        s.jrn_end += s.jrn_buf.size();
+        s.ctrl()->journal_end = s.jrn_end;
+        s.journaled.insert(fresh_pages.begin(), fresh_pages.end());
+      }
+    }
+    // 2. The redo record: changed page ranges, then the fresh space whole.
+    std::vector<redo::range> ranges;
+    ranges.reserve(dirty.size() + 1);
+    for (auto* p : dirty) ranges.push_back({p->off + p->lo, p->hi - p->lo, p->data + p->lo});
+    const std::size_t page_ranges = ranges.size();
+    constexpr std::uint64_t kChunk = 1u << 20;
+    for (std::uint64_t o = committed_cursor; o < cursor; o += kChunk)
+      ranges.push_back({o, static_cast<std::uint32_t>(std::min(kChunk, cursor - o)), s.base + o});
+    const std::uint64_t ts = now_ns();
+    redo::encode(s.rec_buf, lsn, ts, ranges);
+    io::write_at(*s.sys, s.log_fd, s.rec_buf.data(), s.rec_buf.size(), s.log_end, s.log_path);
+    s.log_end += s.rec_buf.size();
+    s.log_written.store(s.log_end, std::memory_order_release);
+    if (s.opt.mode == durability::sync) {
+      io::check(s.sys->fdatasync(s.log_fd), s.log_path, "fdatasync of the log");
+      s.log_synced.store(s.log_end, std::memory_order_release);
+    }
+    // 3. Apply inside the seqlock; fresh space is already in place.
+    s.seq_enter();
+    s.apply(std::span<const redo::range>(ranges.data(), page_ranges));
+    s.ctrl()->applied_lsn = lsn;
+    s.ctrl()->applied_log_pos = s.log_end;
+    s.seq_exit();
+    s.last_lsn = lsn;
+    s.last_commit_ns = ts;
+  } catch (const error& e) {
+    s.poison(e.what());
+    release();
+    throw;
+  }
+  release();
+  // 4. Checkpoint triggers. A failure here poisons the handle (the next
+  // commit reports it); this transaction is committed already.
+  const bool due = s.log_end - sizeof(fmt::file_header) >= s.opt.checkpoint_bytes ||
+                   s.jrn_end - sizeof(fmt::file_header) >= s.opt.checkpoint_bytes ||
+                   std::chrono::steady_clock::now() - s.last_ckpt >= s.opt.checkpoint_interval;
+  if (due) {
+    std::lock_guard<std::mutex> g(s.write_mu);
+    try {
+      s.checkpoint_locked(false);
+    } catch (const error& e) {
+      s.poison(e.what());
+    }
+  }
+  return lsn;
+}
+
+// ---- public write_txn ----
+
+write_txn::write_txn(std::unique_ptr<impl> p) : p_(std::move(p)) {}
+write_txn::write_txn(write_txn&&) noexcept = default;
+write_txn::~write_txn() { abort(); }
+
+static write_txn::impl& live(const std::unique_ptr<write_txn::impl>& p) {
+  if (!p || !p->active) throw error(errc::invalid_argument, "", "write transaction already committed or aborted");
+  return *p;
+}
+
+static void check_arena(write_txn::impl& t, std::uint64_t off) {
+  if (off < fmt::kArenaOffset)
+    throw error(errc::invalid_argument, t.s.path, "offset " + std::to_string(off) + " is below the arena");
+}
+
+const std::byte* write_txn::bytes(std::uint64_t off, std::size_t len) {
+  auto& t = live(p_);
+  check_arena(t, off);
+  return t.ro(off, len);
+}
+
+std::byte* write_txn::mut_bytes(std::uint64_t off, std::size_t len) {
+  auto& t = live(p_);
+  check_arena(t, off);
+  return t.rw(off, len);
+}
+
+void write_txn::read(std::uint64_t off, void* dst, std::size_t len) {
+  auto& t = live(p_);
+  check_arena(t, off);
+  auto* d = static_cast<std::byte*>(dst);
+  while (len > 0) {
+    const std::size_t n = off >= t.committed_cursor ? len : std::min<std::size_t>(len, kPage - off % kPage);
+    std::memcpy(d, t.ro(off, n), n);
+    d += n;
+    off += n;
+    len -= n;
+  }
+}
+
+void write_txn::write(std::uint64_t off, const void* src, std::size_t len) {
+  auto& t = live(p_);
+  check_arena(t, off);
+  auto* s = static_cast<const std::byte*>(src);
+  while (len > 0) {
+    const std::size_t n = off >= t.committed_cursor ? len : std::min<std::size_t>(len, kPage - off % kPage);
+    std::memcpy(t.rw(off, n), s, n);
+    s += n;
+    off += n;
+    len -= n;
+  }
+}
+
+std::uint64_t write_txn::alloc(std::size_t n) { return allocator::allocate(live(p_), n); }
+void write_txn::free(std::uint64_t off, std::size_t n) { allocator::release(live(p_), off, n); }
+
+std::uint64_t write_txn::commit() { return live(p_).commit(); }
+
+void write_txn::abort() noexcept {
+  if (p_ && p_->active) p_->release();
+}
+
+}  // namespace keel
