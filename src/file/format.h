@@ -126,8 +126,7 @@ struct file_header {  // the log's and the journal's
   std::uint32_t version;
   std::uint32_t reserved0;
   std::uint64_t file_id;
-  std::uint64_t base_lsn;
-  unsigned char reserved1[24];
+  unsigned char reserved1[32];
   std::uint64_t checksum;  // of bytes [0, 56)
 };
 static_assert(sizeof(file_header) == 64);

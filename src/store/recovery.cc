@@ -36,21 +36,16 @@ bool store::impl::control_valid() const {
 }
 
 bool store::impl::quiescent() {
-  const auto lh = read_header(*sys, log_fd, log_path);
-  if (!side::header_problem(lh, fmt::kLogMagic, sb.file_id).empty()) return false;
-  if (lh.base_lsn > sb.checkpoint_lsn) return false;
-  auto lr = redo::scan(*sys, log_fd, log_path, sizeof lh, lh.base_lsn, sb.checkpoint_lsn, file_size,
+  constexpr std::uint64_t kHeader = sizeof(fmt::file_header);
+  auto lr = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, sb.checkpoint_lsn, file_size,
                        [](std::uint64_t, std::span<const redo::range>) {});
   if (lr.applied > 0) return false;
-  const auto jh = read_header(*sys, jrn_fd, jrn_path);
-  if (!side::header_problem(jh, fmt::kJournalMagic, sb.file_id).empty()) return false;
-  if (jh.base_lsn != sb.checkpoint_lsn) return true;  // stale: belongs to an older epoch
-  auto jr = journal::scan(*sys, jrn_fd, jrn_path, sb.checkpoint_lsn, file_size,
-                          [](std::uint64_t, const std::byte*) {});
+  auto jr = journal::scan(*sys, jrn_fd, jrn_path, sb.checkpoint_lsn, file_size, [](std::uint64_t, const std::byte*) {});
   return jr.entries == 0;
 }
 
 void store::impl::recover() {
+  constexpr std::uint64_t kHeader = sizeof(fmt::file_header);
   const int flags = writable ? O_RDWR : O_RDONLY;
   // A store whose creator died between renaming the data file into place and
   // writing its log and journal has never committed: give it fresh ones.
@@ -65,10 +60,9 @@ void store::impl::recover() {
       if (e == -ENOENT) throw error(errc::corrupt, *p, "missing: the store's redo log or journal was deleted");
       io::fail(*p, "cannot open", e);
     }
-    const auto h = read_header(*sys, *fdp, *p);
-    std::string why = side::header_problem(h, *magic, sb.file_id);
+    std::string why = side::header_problem(read_header(*sys, *fdp, *p), *magic, sb.file_id);
     if (!why.empty() && pristine && writable) {
-      side::recycle(*sys, *fdp, *p, *magic, sb.file_id, 0);
+      side::create(*sys, *fdp, *p, *magic, sb.file_id);
       why.clear();
     }
     if (!why.empty()) throw error(errc::corrupt, *p, why);
@@ -83,89 +77,54 @@ void store::impl::recover() {
     return;
   }
 
-  const auto lh = read_header(*sys, log_fd, log_path);
-  const auto jh = read_header(*sys, jrn_fd, jrn_path);
-  if (lh.base_lsn > sb.checkpoint_lsn)
-    throw error(errc::corrupt, log_path,
-                "log starts after LSN " + std::to_string(lh.base_lsn) + " but the checkpoint is at LSN " +
-                    std::to_string(sb.checkpoint_lsn));
   const fmt::control_page* c = ctrl();
-  const bool same_epoch = c->checkpoint_lsn == sb.checkpoint_lsn;
+  const std::uint64_t L = sb.checkpoint_lsn;
   ckpt_cursor = sb.cursor;
+  auto replay = [&](std::uint64_t, std::span<const redo::range> rs) { apply(rs); };
   seq_enter();  // also holds readers off a commit a dead writer left half applied
   try {
-    if (control_valid() && c->applied_lsn >= sb.checkpoint_lsn) {
-      // ---- same boot: the mapping holds every applied commit.
-      io::check(sys->fdatasync(log_fd), log_path, "fdatasync");  // the dead writer's tail becomes durable
-      std::uint64_t start = sizeof lh, prev = lh.base_lsn;
+    if (control_valid() && c->applied_lsn >= L) {
+      // ---- same boot: the mapping holds every commit the dead writer applied.
+      io::check(sys->fdatasync(log_fd), log_path, "fdatasync");  // its unsynced tail becomes durable
       const std::int64_t log_len = sys->file_size(log_fd);
-      if (same_epoch && lh.base_lsn == sb.checkpoint_lsn && c->applied_log_pos >= start &&
-          static_cast<std::int64_t>(c->applied_log_pos) <= log_len) {
-        start = c->applied_log_pos;
-        prev = c->applied_lsn;
-      }
       const std::uint64_t skip = c->applied_lsn;
-      auto r = redo::scan(*sys, log_fd, log_path, start, prev, skip, file_size,
-                          [&](std::uint64_t, std::span<const redo::range> rs) { apply(rs); });
-      if (r.last_lsn < skip) {
-        // The hint did not hold (the log was recycled under it): rescan whole.
-        r = redo::scan(*sys, log_fd, log_path, sizeof lh, lh.base_lsn, skip, file_size,
-                       [&](std::uint64_t, std::span<const redo::range> rs) { apply(rs); });
-        if (r.last_lsn < skip)
-          throw error(errc::corrupt, log_path,
-                      "log ends at LSN " + std::to_string(r.last_lsn) + " but LSN " + std::to_string(skip) +
-                          " was applied");
-      }
+      redo::scan_result r;
+      if (c->checkpoint_lsn == L && c->applied_log_pos >= kHeader &&
+          static_cast<std::int64_t>(c->applied_log_pos) <= log_len)
+        r = redo::scan(*sys, log_fd, log_path, c->applied_log_pos, skip, skip, file_size, replay);
+      if (r.last_lsn < skip)  // no usable position hint (it died mid-checkpoint): scan whole
+        r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, skip, file_size, replay);
+      recovered_records = r.applied;
+      recovery = r.applied > 0 || (seq().load() & 1) ? 1 : 0;
+      last_lsn = std::max(r.last_lsn, skip);
+      last_commit_ns = r.last_commit_ns;
+      log_end = r.end;
       if (r.end < static_cast<std::uint64_t>(log_len)) {
         io::check(sys->ftruncate(log_fd, r.end), log_path, "truncate torn tail");
         io::check(sys->fdatasync(log_fd), log_path, "fdatasync");
       }
-      recovered_records = r.applied;
-      recovery = r.applied > 0 || (seq().load() & 1) ? 1 : 0;
-      last_lsn = r.last_lsn;
-      last_commit_ns = r.last_commit_ns;
-      log_end = r.end;
       // Journal entries past journal_end were never relied on.
       const std::int64_t jl = sys->file_size(jrn_fd);
-      if (jh.base_lsn == sb.checkpoint_lsn && same_epoch && c->journal_end >= sizeof jh &&
-          static_cast<std::int64_t>(c->journal_end) <= jl) {
+      if (c->checkpoint_lsn == L && c->journal_end >= kHeader && static_cast<std::int64_t>(c->journal_end) <= jl)
         jrn_end = c->journal_end;
-      } else if (jh.base_lsn == sb.checkpoint_lsn) {
-        jrn_end = journal::scan(*sys, jrn_fd, jrn_path, sb.checkpoint_lsn, file_size,
-                                [](std::uint64_t, const std::byte*) {})
-                      .end;
-      } else {
-        side::recycle(*sys, jrn_fd, jrn_path, fmt::kJournalMagic, sb.file_id, sb.checkpoint_lsn);
-        jrn_end = sizeof jh;
-      }
+      else
+        jrn_end = journal::scan(*sys, jrn_fd, jrn_path, L, file_size, [](std::uint64_t, const std::byte*) {}).end;
       if (static_cast<std::int64_t>(jrn_end) < jl) io::check(sys->ftruncate(jrn_fd, jrn_end), jrn_path, "truncate");
     } else {
       // ---- new boot: back to the checkpoint, then forward through the durable log.
       std::unordered_set<std::uint64_t> seen;
-      std::string jstop;
-      if (jh.base_lsn == sb.checkpoint_lsn) {
-        auto jr = journal::scan(*sys, jrn_fd, jrn_path, sb.checkpoint_lsn, file_size,
-                                [&](std::uint64_t page, const std::byte* img) {
-                                  if (seen.insert(page).second) std::memcpy(base + page, img, fmt::kPage);
-                                });
-        jstop = jr.stop;
-      }
+      journal::scan(*sys, jrn_fd, jrn_path, L, file_size, [&](std::uint64_t page, const std::byte* img) {
+        if (seen.insert(page).second) std::memcpy(base + page, img, fmt::kPage);  // earliest image wins
+      });
       restored_pages = seen.size();
-      auto r = redo::scan(*sys, log_fd, log_path, sizeof lh, lh.base_lsn, sb.checkpoint_lsn, file_size,
-                          [&](std::uint64_t, std::span<const redo::range> rs) { apply(rs); });
-      if (r.last_lsn < sb.checkpoint_lsn)
-        throw error(errc::corrupt, log_path,
-                    "log ends at LSN " + std::to_string(r.last_lsn) + " before the checkpoint LSN " +
-                        std::to_string(sb.checkpoint_lsn));
+      auto r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, file_size, replay);
       recovered_records = r.applied;
-      last_lsn = r.last_lsn;
+      last_lsn = std::max(r.last_lsn, L);
       last_commit_ns = r.last_commit_ns;
       log_end = r.end;
-      jrn_end = sizeof jh;
+      jrn_end = kHeader;
       const std::int64_t ll = sys->file_size(log_fd), jl = sys->file_size(jrn_fd);
-      const bool touched = restored_pages > 0 || r.applied > 0 || ll > static_cast<std::int64_t>(sizeof lh) ||
-                           jl > static_cast<std::int64_t>(sizeof jh) || jh.base_lsn != sb.checkpoint_lsn;
-      if (touched) {
+      if (ll > static_cast<std::int64_t>(kHeader) || jl > static_cast<std::int64_t>(kHeader)) {
         recovery = 2;
         checkpoint_locked(false);  // makes the recovered state the new durable base
       }

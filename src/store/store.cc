@@ -107,11 +107,11 @@ void store::impl::checkpoint_locked(bool clean_close) {
     sb = n;
     {
       std::lock_guard<std::mutex> g(sync_mu);  // the flusher syncs the log under it
-      side::recycle(*sys, log_fd, log_path, fmt::kLogMagic, sb.file_id, last_lsn);
+      side::recycle(*sys, log_fd, log_path);
       log_written.store(sizeof(fmt::file_header));
       log_synced.store(sizeof(fmt::file_header));
     }
-    side::recycle(*sys, jrn_fd, jrn_path, fmt::kJournalMagic, sb.file_id, last_lsn);
+    side::recycle(*sys, jrn_fd, jrn_path);
   } catch (const error& e) {
     poison(e.what());
     throw;
@@ -240,7 +240,7 @@ void store::impl::create_new() {
       int sfd = sys->open(*side_path, O_RDWR | O_CREAT | O_TRUNC, opt.file_mode);
       if (sfd < 0) io::fail(*side_path, "cannot create", sfd);
       io::fd_guard g(*sys, sfd);
-      side::recycle(*sys, sfd, *side_path, side_path == &log_path ? fmt::kLogMagic : fmt::kJournalMagic, id, 0);
+      side::create(*sys, sfd, *side_path, side_path == &log_path ? fmt::kLogMagic : fmt::kJournalMagic, id);
     }
     io::check(sys->sync_dir(path), path, "fsync of the directory");
   } catch (...) {

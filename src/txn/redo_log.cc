@@ -31,7 +31,7 @@ void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit
   std::memcpy(p + at, &t, sizeof t);
 }
 
-scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, std::uint64_t prev_lsn,
+scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, std::optional<std::uint64_t> prev_lsn,
                  std::uint64_t skip_upto, std::uint64_t data_limit,
                  const std::function<void(std::uint64_t, std::span<const range>)>& on_record) {
   using namespace fmt;
@@ -39,7 +39,8 @@ scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, st
   if (len < 0) io::fail(path, "fstat", static_cast<int>(len));
   side::reader rd(sys, fd, path, static_cast<std::uint64_t>(len));
   scan_result res;
-  res.last_lsn = prev_lsn;
+  res.last_lsn = prev_lsn.value_or(0);
+  bool first = !prev_lsn.has_value();
   std::vector<range> ranges;
   for (;;) {
     res.end = pos;
@@ -53,6 +54,17 @@ scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, st
     if (h.magic != kRecordMagic || h.checksum != checksum(&h, offsetof(record_header, checksum))) {
       res.stop = "invalid record header at " + std::to_string(pos);
       return res;
+    }
+    if (first) {
+      if (h.lsn == 0) {
+        res.stop = "record at " + std::to_string(pos) + " has LSN 0";
+        return res;
+      }
+      if (h.lsn > skip_upto + 1)
+        throw error(errc::corrupt, path,
+                    "log starts at LSN " + std::to_string(h.lsn) + " but the checkpoint holds only up to LSN " +
+                        std::to_string(skip_upto) + ": transactions are missing");
+      res.last_lsn = h.lsn - 1;
     }
     if (h.lsn != res.last_lsn + 1) {
       res.stop = "record at " + std::to_string(pos) + " has LSN " + std::to_string(h.lsn) + ", expected " +
@@ -101,6 +113,7 @@ scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, st
     }
     res.last_lsn = h.lsn;
     res.last_commit_ns = h.commit_ns;
+    first = false;
     pos += total;
   }
 }

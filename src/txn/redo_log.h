@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,11 +29,14 @@ struct scan_result {
   std::string stop;            // why scanning stopped before the end of file ("" = clean end)
 };
 
-// Reads records from `pos` (the first must carry LSN prev_lsn + 1, each
-// next one LSN + 1), validating checksums and that every range lies in
-// [meta page, data_limit). Records with LSN <= skip_upto are checked but not
-// passed on. Stops at the first invalid record.
-scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, std::uint64_t prev_lsn,
+// Reads records from `pos`, validating checksums and that every range lies
+// in [meta page, data_limit). The first record must carry LSN prev_lsn + 1
+// (when prev_lsn is unknown, any LSN <= skip_upto + 1: older ones are a
+// previous epoch's, which a crash before recycling may leave); each next
+// one LSN + 1. Records with LSN <= skip_upto are checked but not passed on.
+// Stops at the first invalid record; a first record past skip_upto + 1 is
+// a gap and throws errc::corrupt.
+scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, std::optional<std::uint64_t> prev_lsn,
                  std::uint64_t skip_upto, std::uint64_t data_limit,
                  const std::function<void(std::uint64_t lsn, std::span<const range>)>& on_record);
 

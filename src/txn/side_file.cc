@@ -8,12 +8,11 @@
 
 namespace keel::side {
 
-fmt::file_header make_header(const unsigned char (&magic)[8], std::uint64_t file_id, std::uint64_t base_lsn) {
+fmt::file_header make_header(const unsigned char (&magic)[8], std::uint64_t file_id) {
   fmt::file_header h{};
   std::memcpy(h.magic, magic, 8);
   h.version = fmt::kVersion;
   h.file_id = file_id;
-  h.base_lsn = base_lsn;
   h.checksum = checksum(&h, offsetof(fmt::file_header, checksum));
   return h;
 }
@@ -26,11 +25,15 @@ std::string header_problem(const fmt::file_header& h, const unsigned char (&magi
   return {};
 }
 
-void recycle(os& sys, int fd, const std::string& path, const unsigned char (&magic)[8], std::uint64_t file_id,
-             std::uint64_t base_lsn) {
-  auto h = make_header(magic, file_id, base_lsn);
+void create(os& sys, int fd, const std::string& path, const unsigned char (&magic)[8], std::uint64_t file_id) {
+  auto h = make_header(magic, file_id);
+  io::check(sys.ftruncate(fd, 0), path, "truncate");
   io::write_at(sys, fd, &h, sizeof h, 0, path);
-  io::check(sys.ftruncate(fd, sizeof h), path, "truncate");
+  io::check(sys.fdatasync(fd), path, "fdatasync");
+}
+
+void recycle(os& sys, int fd, const std::string& path) {
+  io::check(sys.ftruncate(fd, sizeof(fmt::file_header)), path, "truncate");
   io::check(sys.fdatasync(fd), path, "fdatasync");
 }
 

@@ -12,15 +12,17 @@
 
 namespace keel::side {
 
-fmt::file_header make_header(const unsigned char (&magic)[8], std::uint64_t file_id, std::uint64_t base_lsn);
+fmt::file_header make_header(const unsigned char (&magic)[8], std::uint64_t file_id);
 // Empty when the header is valid for this store, else what is wrong.
 std::string header_problem(const fmt::file_header& h, const unsigned char (&magic)[8], std::uint64_t file_id);
 
-// Rewrites the header (base_lsn = new epoch), truncates to just the header,
-// then syncs. Header first: a crash in between leaves a valid header whose
-// stale records are all <= base_lsn and so are skipped.
-void recycle(os& sys, int fd, const std::string& path, const unsigned char (&magic)[8], std::uint64_t file_id,
-             std::uint64_t base_lsn);
+// Writes the header of a new, empty file and syncs it. The header is never
+// rewritten afterwards, so no later crash can tear it.
+void create(os& sys, int fd, const std::string& path, const unsigned char (&magic)[8], std::uint64_t file_id);
+// Truncates to just the header and syncs. Until the truncation is durable a
+// crash may leave the old entries; they belong to the previous epoch and
+// recovery skips them (records by LSN, journal entries by epoch).
+void recycle(os& sys, int fd, const std::string& path);
 
 // Reads a file front to back through a window of at least 1 MiB.
 class reader {

@@ -1,0 +1,99 @@
+// A keel::os for tests: forwards to the real calls, and
+//  - fails a chosen call (the nth of a kind, once or from then on) with an errno;
+//  - tracks what each sync made durable, so a test can write out the files a
+//    power cut at this instant could leave (durable image plus any subset of
+//    the unsynced changes the kernel might have written back);
+//  - lets a test run code at every call (a crash point), and change the boot id.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "keel/os.h"
+
+namespace keel_test {
+
+enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, count_ };
+const char* op_name(op o);
+
+// How much of what was not synced reaches the disk at the power cut.
+struct cut_policy {
+  enum pages_t { none, all, random } data_pages = none;  // unsynced pages of the data file
+  bool tear_one_page = false;  // one written-back page reaches disk in random 512-byte pieces only
+  enum tail_t { no_tail, whole_tail, random_tail } side_tail = no_tail;  // unsynced log/journal bytes
+};
+
+class sim_os final : public keel::os {
+ public:
+  sim_os();
+
+  // Fail the nth call of `which` from now (1 = the next) with -err; when
+  // sticky, every later call of that kind fails too.
+  void fail(op which, int nth, int err, bool sticky = false);
+  void clear_faults();
+  int calls(op which) const;
+
+  // Called before every forwarded call with its kind and file path ("" when unknown).
+  std::function<void(op, const std::string&)> on_call;
+
+  // Writes to dest, dest-log, dest-journal the files a power cut now could
+  // leave for the store at `path`.
+  void power_cut(const std::string& path, const std::string& dest, const cut_policy& p, std::mt19937_64& rng);
+
+  void new_boot();  // the next boot_id() differs
+
+  // keel::os
+  int open(const std::string& path, int flags, mode_t mode) override;
+  int close(int fd) override;
+  ssize_t pread(int fd, void* buf, std::size_t len, std::uint64_t off) override;
+  ssize_t pwrite(int fd, const void* buf, std::size_t len, std::uint64_t off) override;
+  int fsync(int fd) override;
+  int fdatasync(int fd) override;
+  int ftruncate(int fd, std::uint64_t size) override;
+  int fallocate(int fd, std::uint64_t off, std::uint64_t len) override;
+  std::int64_t file_size(int fd) override;
+  void* mmap(int fd, std::size_t len, bool writable, int* err) override;
+  int munmap(void* addr, std::size_t len) override;
+  int msync(void* addr, std::size_t len) override;
+  int try_lock(int fd) override;
+  int unlock(int fd) override;
+  int lock_held(int fd) override;
+  int rename(const std::string& from, const std::string& to) override;
+  int unlink(const std::string& path) override;
+  int sync_dir(const std::string& path) override;
+  std::array<std::uint8_t, 16> boot_id() override;
+
+ private:
+  struct fault {
+    int countdown = 0;
+    int err = 0;
+    bool sticky = false;
+    bool tripped = false;
+  };
+  struct mapping {
+    std::byte* base;
+    std::size_t len;
+    std::string path;
+  };
+  int before(op which, const std::string& path);  // runs on_call, returns -err when the call must fail
+  std::string path_of(int fd) const;
+  void make_durable(const std::string& path, std::uint64_t off, std::uint64_t len);  // from the live file
+  std::string live(const std::string& path) const;
+
+  keel::os& real_;
+  mutable std::recursive_mutex mu_;
+  std::array<fault, static_cast<int>(op::count_)> faults_{};
+  std::array<int, static_cast<int>(op::count_)> calls_{};
+  std::map<int, std::string> fds_;
+  std::map<std::string, std::string> durable_;  // path -> bytes as of the last sync
+  std::vector<mapping> maps_;
+  std::array<std::uint8_t, 16> boot_;
+};
+
+}  // namespace keel_test

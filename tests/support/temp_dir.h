@@ -1,0 +1,25 @@
+// A fresh directory per test, removed afterwards (kept when KEEL_KEEP_TEST_FILES is set).
+#pragma once
+
+#include <string>
+
+namespace keel_test {
+
+class temp_dir {
+ public:
+  temp_dir();
+  ~temp_dir();
+  temp_dir(const temp_dir&) = delete;
+  temp_dir& operator=(const temp_dir&) = delete;
+  const std::string& dir() const { return dir_; }
+  std::string path(const std::string& name) const { return dir_ + "/" + name; }
+
+ private:
+  std::string dir_;
+};
+
+// Reads / writes a whole file as bytes (for byte surgery on store files).
+std::string read_file(const std::string& path);
+void write_file(const std::string& path, const std::string& bytes);
+
+}  // namespace keel_test
