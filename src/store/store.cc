@@ -69,8 +69,9 @@ void store::impl::grow(std::uint64_t need) {
     r = sys->fallocate(fd, file_size, target - file_size);
   }
   if (r < 0) {
-    if (io::classify(-r) == errc::full)
+    if (io::classify(-r) == errc::full)  // nothing changed: the store stays usable
       throw error(errc::full, path, "disk full: cannot reserve " + std::to_string(target) + " bytes", -r);
+    poison("fallocate failed");  // the file may be half extended: trust nothing more
     io::fail(path, "fallocate", r);
   }
   r = sys->fsync(fd);  // the new size must be durable before anything refers to it
