@@ -103,6 +103,12 @@ struct write_txn::impl {
   std::uint64_t cursor = 0;            // including this transaction's allocations
   std::unordered_map<std::uint64_t, txn_page*> pages;
   txn_page* last = nullptr;
+  // Byte ranges written in fresh space (at or past committed_cursor), which
+  // goes straight to the mapping: nothing committed refers to it yet.
+  struct extent {
+    std::uint64_t lo, hi;
+  };
+  std::vector<extent> fresh;
   bool active = true;
 
   impl(store::impl& st, std::unique_lock<std::mutex> lk);

@@ -62,7 +62,15 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
 
 std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
   check_span(off, len);
-  if (off >= committed_cursor) return s.base + off;  // nothing committed refers to it
+  if (off >= committed_cursor) {  // nothing committed refers to it: write in place, log at commit
+    if (!fresh.empty() && off <= fresh.back().hi && off + len >= fresh.back().lo) {
+      fresh.back().lo = std::min(fresh.back().lo, off);
+      fresh.back().hi = std::max(fresh.back().hi, off + len);
+    } else {
+      fresh.push_back({off, off + len});
+    }
+    return s.base + off;
+  }
   const std::uint64_t page = off & ~(kPage - 1);
   txn_page* p = page_for_write(page);
   const auto lo = static_cast<std::uint32_t>(off - page);
@@ -74,6 +82,7 @@ std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
 void write_txn::impl::release() noexcept {
   for (auto& [off, p] : pages) s.page_pool.emplace_back(p);
   pages.clear();
+  fresh.clear();
   last = nullptr;
   active = false;
   if (lock.owns_lock()) lock.unlock();
@@ -98,14 +107,12 @@ std::uint64_t write_txn::impl::commit() {
     // 1. Before-images of checkpoint pages, durable before the mapping changes.
     if (s.opt.mode != durability::sync) {
       s.jrn_buf.clear();
-      const std::size_t first_new = s.journaled.size();
       std::vector<std::uint64_t> fresh_pages;
       for (auto* p : dirty)
         if (p->off < s.ckpt_cursor && !s.journaled.contains(p->off)) {
           journal::append_entry(s.jrn_buf, p->off, s.sb.checkpoint_lsn, s.base + p->off);
           fresh_pages.push_back(p->off);
         }
-      (void)first_new;
       if (!fresh_pages.empty()) {
         io::write_at(*s.sys, s.jrn_fd, s.jrn_buf.data(), s.jrn_buf.size(), s.jrn_end, s.jrn_path);
         io::check(s.sys->fdatasync(s.jrn_fd), s.jrn_path, "fdatasync of the journal");
@@ -114,14 +121,19 @@ std::uint64_t write_txn::impl::commit() {
         s.journaled.insert(fresh_pages.begin(), fresh_pages.end());
       }
     }
-    // 2. The redo record: changed page ranges, then the fresh space whole.
+    // 2. The redo record: changed page ranges, then what was written in fresh space.
     std::vector<redo::range> ranges;
     ranges.reserve(dirty.size() + 1);
     for (auto* p : dirty) ranges.push_back({p->off + p->lo, p->hi - p->lo, p->data + p->lo});
     const std::size_t page_ranges = ranges.size();
+    std::sort(fresh.begin(), fresh.end(), [](const extent& a, const extent& b) { return a.lo < b.lo; });
     constexpr std::uint64_t kChunk = 1u << 20;
-    for (std::uint64_t o = committed_cursor; o < cursor; o += kChunk)
-      ranges.push_back({o, static_cast<std::uint32_t>(std::min(kChunk, cursor - o)), s.base + o});
+    for (std::size_t i = 0; i < fresh.size();) {
+      extent e = fresh[i++];
+      while (i < fresh.size() && fresh[i].lo <= e.hi) e.hi = std::max(e.hi, fresh[i++].hi);
+      for (std::uint64_t o = e.lo; o < e.hi; o += kChunk)
+        ranges.push_back({o, static_cast<std::uint32_t>(std::min(kChunk, e.hi - o)), s.base + o});
+    }
     const std::uint64_t ts = now_ns();
     redo::encode(s.rec_buf, lsn, ts, ranges);
     io::write_at(*s.sys, s.log_fd, s.rec_buf.data(), s.rec_buf.size(), s.log_end, s.log_path);
