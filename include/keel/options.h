@@ -10,10 +10,13 @@ namespace keel {
 
 class os;
 
+// Size literals: `using namespace keel::literals;` then 64_GiB.
+inline namespace literals {
 inline constexpr std::uint64_t operator""_KiB(unsigned long long v) { return v << 10; }
 inline constexpr std::uint64_t operator""_MiB(unsigned long long v) { return v << 20; }
 inline constexpr std::uint64_t operator""_GiB(unsigned long long v) { return v << 30; }
 inline constexpr std::uint64_t operator""_TiB(unsigned long long v) { return v << 40; }
+}  // namespace literals
 
 // What a crash can lose (see docs/DURABILITY.md). A process crash loses no
 // committed transaction in any mode; the modes differ on power loss / OS crash.

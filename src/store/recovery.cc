@@ -85,8 +85,9 @@ void store::impl::recover() {
   try {
     if (control_valid() && c->applied_lsn >= L) {
       // ---- same boot: the mapping holds every commit the dead writer applied.
-      io::check(sys->fdatasync(log_fd), log_path, "fdatasync");  // its unsynced tail becomes durable
       const std::int64_t log_len = sys->file_size(log_fd);
+      if (log_len > static_cast<std::int64_t>(kHeader))  // its unsynced tail becomes durable
+        io::check(sys->fdatasync(log_fd), log_path, "fdatasync");
       const std::uint64_t skip = c->applied_lsn;
       redo::scan_result r;
       if (c->checkpoint_lsn == L && c->applied_log_pos >= kHeader &&
