@@ -56,6 +56,8 @@ class store {
   store& operator=(const store&) = delete;
 
   // Checkpoints (writer) and releases the file. Idempotent.
+  // REQUIRES: no write_txn of this handle is open (a write_txn must not
+  // outlive its store).
   void close();
 
   // Starts the handle's write transaction (waits for another thread's).

@@ -96,7 +96,7 @@ auto txn_reader(write_txn::impl& t) {
 }  // namespace
 
 std::optional<catalog_entry> write_txn::find(std::string_view name) {
-  auto& t = *p_;
+  auto& t = live_txn(p_);
   check_name(name, t.s.path);
   auto r = find_slot(txn_reader(t), t.get64(KEEL_META(catalog_head)), t.cursor, t.s.path, name);
   if (!r) return std::nullopt;
@@ -104,12 +104,12 @@ std::optional<catalog_entry> write_txn::find(std::string_view name) {
 }
 
 std::vector<catalog_entry> write_txn::list() {
-  auto& t = *p_;
+  auto& t = live_txn(p_);
   return list_all(txn_reader(t), t.get64(KEEL_META(catalog_head)), t.cursor, t.s.path);
 }
 
 catalog_entry write_txn::open_root(std::string_view name, kind k, type_desc key, type_desc value) {
-  auto& t = *p_;
+  auto& t = live_txn(p_);
   check_name(name, t.s.path);
   const std::uint64_t head = t.get64(KEEL_META(catalog_head));
   if (auto r = find_slot(txn_reader(t), head, t.cursor, t.s.path, name)) {
@@ -148,7 +148,7 @@ catalog_entry write_txn::open_root(std::string_view name, kind k, type_desc key,
 }
 
 void write_txn::set_root(std::string_view name, std::uint64_t root, std::uint64_t aux) {
-  auto& t = *p_;
+  auto& t = live_txn(p_);
   check_name(name, t.s.path);
   auto r = find_slot(txn_reader(t), t.get64(KEEL_META(catalog_head)), t.cursor, t.s.path, name);
   if (!r) throw error(errc::invalid_argument, t.s.path, "no catalog entry named '" + std::string(name) + "'");
@@ -157,7 +157,7 @@ void write_txn::set_root(std::string_view name, std::uint64_t root, std::uint64_
 }
 
 bool write_txn::drop(std::string_view name) {
-  auto& t = *p_;
+  auto& t = live_txn(p_);
   check_name(name, t.s.path);
   auto r = find_slot(txn_reader(t), t.get64(KEEL_META(catalog_head)), t.cursor, t.s.path, name);
   if (!r) return false;

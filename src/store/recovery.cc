@@ -81,7 +81,8 @@ void store::impl::recover() {
   const std::uint64_t L = sb.checkpoint_lsn;
   ckpt_cursor = sb.cursor;
   auto replay = [&](std::uint64_t, std::span<const redo::range> rs) { apply(rs); };
-  seq_enter();  // also holds readers off a commit a dead writer left half applied
+  const bool half_applied = (seq().load() & 1) != 0;  // a writer died inside apply
+  seq_enter();  // also holds readers off that half-applied commit
   try {
     if (control_valid() && c->applied_lsn >= L) {
       // ---- same boot: the mapping holds every commit the dead writer applied.
@@ -96,7 +97,7 @@ void store::impl::recover() {
       if (r.last_lsn < skip)  // no usable position hint (it died mid-checkpoint): scan whole
         r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, skip, file_size, replay);
       recovered_records = r.applied;
-      recovery = r.applied > 0 || (seq().load() & 1) ? 1 : 0;
+      recovery = r.applied > 0 || half_applied ? 1 : 0;
       last_lsn = std::max(r.last_lsn, skip);
       last_commit_ns = r.last_commit_ns;
       log_end = r.end;

@@ -355,16 +355,20 @@ void store::close() {
       failure = std::current_exception();
     }
   }
-  s.stop_flusher_thread();
   s.closed = true;
-  if (s.base) s.sys->munmap(s.base, s.map_len);
-  s.base = nullptr;
-  for (int* f : {&s.log_fd, &s.jrn_fd, &s.fd})
+  s.release_resources();
+  if (failure) std::rethrow_exception(failure);
+}
+
+void store::impl::release_resources() noexcept {
+  stop_flusher_thread();
+  if (base) sys->munmap(base, map_len);
+  base = nullptr;
+  for (int* f : {&log_fd, &jrn_fd, &fd})
     if (*f >= 0) {
-      s.sys->close(*f);
+      sys->close(*f);
       *f = -1;
     }
-  if (failure) std::rethrow_exception(failure);
 }
 
 write_txn store::begin_write() {

@@ -66,6 +66,14 @@ struct store::impl {
   int recovery = 0;
   std::uint64_t recovered_records = 0, restored_pages = 0;
 
+  impl() = default;
+  impl(const impl&) = delete;
+  impl& operator=(const impl&) = delete;
+  ~impl() { release_resources(); }
+  // Stops the flusher, unmaps, closes the files (releasing the writer lock).
+  // Also what a failed open leaves behind. Idempotent.
+  void release_resources() noexcept;
+
   fmt::control_page* ctrl() const noexcept { return reinterpret_cast<fmt::control_page*>(base + fmt::kControlOffset); }
   fmt::meta_page* meta() const noexcept { return reinterpret_cast<fmt::meta_page*>(base + fmt::kMetaOffset); }
   std::atomic_ref<std::uint64_t> seq() const noexcept { return std::atomic_ref<std::uint64_t>(ctrl()->seqlock); }
@@ -130,6 +138,10 @@ struct write_txn::impl {
   void check_span(std::uint64_t off, std::size_t len) const;
   txn_page* page_for_write(std::uint64_t page_off);
 };
+
+// The impl of a transaction that is still open; errc::invalid_argument after
+// commit or abort.
+write_txn::impl& live_txn(const std::unique_ptr<write_txn::impl>& p);
 
 inline std::uint64_t meta_field(std::size_t field_offset) { return fmt::kMetaOffset + field_offset; }
 #define KEEL_META(field) ::keel::meta_field(offsetof(::keel::fmt::meta_page, field))

@@ -179,7 +179,7 @@ write_txn::write_txn(std::unique_ptr<impl> p) : p_(std::move(p)) {}
 write_txn::write_txn(write_txn&&) noexcept = default;
 write_txn::~write_txn() { abort(); }
 
-static write_txn::impl& live(const std::unique_ptr<write_txn::impl>& p) {
+write_txn::impl& live_txn(const std::unique_ptr<write_txn::impl>& p) {
   if (!p || !p->active) throw error(errc::invalid_argument, "", "write transaction already committed or aborted");
   return *p;
 }
@@ -190,19 +190,19 @@ static void check_arena(write_txn::impl& t, std::uint64_t off) {
 }
 
 const std::byte* write_txn::bytes(std::uint64_t off, std::size_t len) {
-  auto& t = live(p_);
+  auto& t = live_txn(p_);
   check_arena(t, off);
   return t.ro(off, len);
 }
 
 std::byte* write_txn::mut_bytes(std::uint64_t off, std::size_t len) {
-  auto& t = live(p_);
+  auto& t = live_txn(p_);
   check_arena(t, off);
   return t.rw(off, len);
 }
 
 void write_txn::read(std::uint64_t off, void* dst, std::size_t len) {
-  auto& t = live(p_);
+  auto& t = live_txn(p_);
   check_arena(t, off);
   auto* d = static_cast<std::byte*>(dst);
   while (len > 0) {
@@ -215,7 +215,7 @@ void write_txn::read(std::uint64_t off, void* dst, std::size_t len) {
 }
 
 void write_txn::write(std::uint64_t off, const void* src, std::size_t len) {
-  auto& t = live(p_);
+  auto& t = live_txn(p_);
   check_arena(t, off);
   auto* s = static_cast<const std::byte*>(src);
   while (len > 0) {
@@ -227,10 +227,10 @@ void write_txn::write(std::uint64_t off, const void* src, std::size_t len) {
   }
 }
 
-std::uint64_t write_txn::alloc(std::size_t n) { return allocator::allocate(live(p_), n); }
-void write_txn::free(std::uint64_t off, std::size_t n) { allocator::release(live(p_), off, n); }
+std::uint64_t write_txn::alloc(std::size_t n) { return allocator::allocate(live_txn(p_), n); }
+void write_txn::free(std::uint64_t off, std::size_t n) { allocator::release(live_txn(p_), off, n); }
 
-std::uint64_t write_txn::commit() { return live(p_).commit(); }
+std::uint64_t write_txn::commit() { return live_txn(p_).commit(); }
 
 void write_txn::abort() noexcept {
   if (p_ && p_->active) p_->release();
