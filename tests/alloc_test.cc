@@ -16,39 +16,21 @@
 
 #include "file/format.h"
 #include "support/temp_dir.h"
+#include "support/testing.h"
 
 using namespace keel;
-
-namespace doctest {
-template <>
-struct StringMaker<keel::errc> {
-  static String convert(keel::errc c) { return String(std::string(keel::to_string(c)).c_str()); }
-};
-}  // namespace doctest
+using namespace keel_test;
 
 namespace {
 
-using u64 = std::uint64_t;
 constexpr u64 kPage = fmt::kPage;
 
-options small_opts() {
-  options o;
-  o.initial_size = 1_MiB;
+// Room for the random workload's largest blocks.
+options alloc_opts() {
+  options o = small_opts();
   o.max_size = 256_MiB;
   return o;
 }
-
-template <class F>
-std::optional<keel::error> catch_error(F&& f) {
-  try {
-    f();
-  } catch (const keel::error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 // The bytes a request of n occupies, from docs/FORMAT.md (independent of the
 // library's own class table code).
@@ -69,22 +51,7 @@ void check_placement(u64 off, u64 n) {
     CHECK_MESSAGE(off % kPage == 0, "block of " << n << " at " << off << " is not page aligned");
 }
 
-// Byte surgery on a closed store file.
-void poke(const std::string& path, u64 off, const void* p, std::size_t n) {
-  const int fd = ::open(path.c_str(), O_WRONLY);
-  REQUIRE(fd >= 0);
-  REQUIRE(::pwrite(fd, p, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n));
-  ::close(fd);
-}
 void poke64(const std::string& path, u64 off, u64 v) { poke(path, off, &v, 8); }
-u64 peek64(const std::string& path, u64 off) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  REQUIRE(fd >= 0);
-  u64 v = 0;
-  REQUIRE(::pread(fd, &v, 8, static_cast<off_t>(off)) == 8);
-  ::close(fd);
-  return v;
-}
 u64 free_head_at(int cls) { return fmt::kMetaOffset + offsetof(fmt::meta_page, free_head) + 8 * static_cast<u64>(cls); }
 
 int small_class_of(u64 n) {
@@ -102,7 +69,7 @@ void fill(std::vector<unsigned char>& buf, u64 n, u64 off, unsigned tag) {
 
 TEST_CASE("blocks are 16-aligned, small ones stay in a page, large ones are page aligned") {
   keel_test::temp_dir d;
-  auto s = store::open(d.path("a.keel"), small_opts());
+  auto s = store::open(d.path("a.keel"), alloc_opts());
   const u64 sizes[] = {1,    8,    15,   16,   17,   31,    33,    100,   255,    257,    1000,  2000,
                        3000, 4000, 4095, 4096, 4097, 5000,  8191,  8192,  8193,   12000,  65536, 200000,
                        300000, 1,  4096, 7,    3584, 3585,  2049,  4096,  262144, 266241, 17,    4000};
@@ -143,7 +110,7 @@ TEST_CASE("blocks are 16-aligned, small ones stay in a page, large ones are page
 TEST_CASE("freed blocks of the same size class come back") {
   keel_test::temp_dir d;
   const std::string p = d.path("a.keel");
-  auto s = store::open(p, small_opts());
+  auto s = store::open(p, alloc_opts());
 
   SUBCASE("in the same transaction") {
     auto tx = s->begin_write();
@@ -179,7 +146,7 @@ TEST_CASE("freed blocks of the same size class come back") {
     CHECK(i.free_bytes >= 24 + 700 + 4096 + 8192 + 70000 + 400000);
     CHECK(i.live_bytes + i.free_bytes == i.arena_used - fmt::kArenaOffset);
     s->close();
-    s = store::open(p, small_opts());
+    s = store::open(p, alloc_opts());
     const u64 used = s->info().arena_used;
     s->write([&](write_txn& tx) {
       for (std::size_t k = offs.size(); k-- > 0;) CHECK(tx.alloc(sizes[k]) == offs[k]);
@@ -207,7 +174,7 @@ TEST_CASE("freed blocks of the same size class come back") {
 TEST_CASE("random alloc/free keeps accounting exact, blocks disjoint and data intact") {
   keel_test::temp_dir d;
   const std::string p = d.path("a.keel");
-  auto s = store::open(p, small_opts());
+  auto s = store::open(p, alloc_opts());
   struct blk {
     u64 n;
     unsigned tag;
@@ -292,7 +259,7 @@ TEST_CASE("random alloc/free keeps accounting exact, blocks disjoint and data in
   }());
   verify_all(*r, live);
   r->close();
-  s = store::open(p, small_opts());  // writable open re-checks the accounting
+  s = store::open(p, alloc_opts());  // writable open re-checks the accounting
   check_accounting(live);
   verify_all(*s, live);
   // Free everything: all arena bytes end up on free lists.
@@ -307,7 +274,7 @@ TEST_CASE("random alloc/free keeps accounting exact, blocks disjoint and data in
 TEST_CASE("free of a block that cannot exist throws errc::invalid_argument") {
   keel_test::temp_dir d;
   const std::string p = d.path("a.keel");
-  auto s = store::open(p, small_opts());
+  auto s = store::open(p, alloc_opts());
   const u64 page_block = s->write([](write_txn& tx) {
     tx.alloc(16);
     return tx.alloc(2 * kPage);
@@ -351,7 +318,7 @@ TEST_CASE("a corrupt free list gives errc::corrupt, not a crash") {
   REQUIRE(cls112 >= 0);
   u64 freed = 0;
   {
-    auto s = store::open(p, small_opts());
+    auto s = store::open(p, alloc_opts());
     freed = s->write([](write_txn& tx) {
       const u64 a = tx.alloc(100);
       tx.alloc(100);
@@ -380,7 +347,7 @@ TEST_CASE("a corrupt free list gives errc::corrupt, not a crash") {
   SUBCASE("a free block's link is bogus") {
     // Free a real block, then break the link stored in its first 8 bytes.
     {
-      auto s = store::open(p, small_opts());
+      auto s = store::open(p, alloc_opts());
       s->write([&](write_txn& tx) { tx.free(freed, 100); });
       s->close();
     }
@@ -400,7 +367,7 @@ TEST_CASE("a corrupt free list gives errc::corrupt, not a crash") {
     poke64(p, 20_KiB + 8, 1ull << 40);
   }
 
-  auto s = store::open(p, small_opts());
+  auto s = store::open(p, alloc_opts());
   auto tx = s->begin_write();
   auto e = catch_error([&] { tx.alloc(req); });
   REQUIRE_MESSAGE(e, "allocation from a corrupt free list did not throw");

@@ -21,45 +21,14 @@
 
 #include "file/format.h"
 #include "support/temp_dir.h"
+#include "support/testing.h"
 #include "util/checksum.h"
 
 using namespace keel;
 namespace fs = std::filesystem;
-
-namespace doctest {
-template <>
-struct StringMaker<keel::errc> {
-  static String convert(keel::errc c) { return String(std::string(keel::to_string(c)).c_str()); }
-};
-}  // namespace doctest
+using namespace keel_test;
 
 namespace {
-
-using u64 = std::uint64_t;
-
-options small_opts() {
-  options o;
-  o.initial_size = 1_MiB;
-  o.max_size = 64_MiB;
-  return o;
-}
-options read_only_opts() {
-  options o = small_opts();
-  o.read_only = true;
-  return o;
-}
-
-template <class F>
-std::optional<keel::error> catch_error(F&& f) {
-  try {
-    f();
-  } catch (const keel::error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 // Opens `path` with `o`, expects keel::error `code` naming the path; returns the message.
 std::string expect_open_error(const std::string& path, const options& o, errc code) {
@@ -70,12 +39,6 @@ std::string expect_open_error(const std::string& path, const options& o, errc co
   return e->what();
 }
 
-void poke(const std::string& path, u64 off, const void* p, std::size_t n) {
-  const int fd = ::open(path.c_str(), O_WRONLY);
-  REQUIRE(fd >= 0);
-  REQUIRE(::pwrite(fd, p, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n));
-  ::close(fd);
-}
 void flip_byte(const std::string& path, u64 off) {
   auto bytes = keel_test::read_file(path);
   REQUIRE(off < bytes.size());

@@ -15,15 +15,10 @@
 
 #include "file/format.h"
 #include "support/temp_dir.h"
+#include "support/testing.h"
 
 using namespace keel;
-
-namespace doctest {
-template <>
-struct StringMaker<keel::errc> {
-  static String convert(keel::errc c) { return String(std::string(keel::to_string(c)).c_str()); }
-};
-}  // namespace doctest
+using namespace keel_test;
 
 struct point {
   double x, y;
@@ -38,32 +33,6 @@ struct keel::type_name<point> {
 
 namespace {
 
-using u64 = std::uint64_t;
-
-options small_opts() {
-  options o;
-  o.initial_size = 1_MiB;
-  o.max_size = 64_MiB;
-  return o;
-}
-options read_only_opts() {
-  options o = small_opts();
-  o.read_only = true;
-  return o;
-}
-
-template <class F>
-std::optional<keel::error> catch_error(F&& f) {
-  try {
-    f();
-  } catch (const keel::error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
-
 std::optional<catalog_entry> read_find(const store& s, const std::string& name) {
   return s.read([&](const read_view& v) { return v.find(name); });
 }
@@ -76,20 +45,6 @@ std::set<std::string> names_of(const std::vector<catalog_entry>& v) {
   return s;
 }
 
-void poke(const std::string& path, u64 off, const void* p, std::size_t n) {
-  const int fd = ::open(path.c_str(), O_WRONLY);
-  REQUIRE(fd >= 0);
-  REQUIRE(::pwrite(fd, p, n, static_cast<off_t>(off)) == static_cast<ssize_t>(n));
-  ::close(fd);
-}
-u64 peek64(const std::string& path, u64 off) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  REQUIRE(fd >= 0);
-  u64 v = 0;
-  REQUIRE(::pread(fd, &v, 8, static_cast<off_t>(off)) == 8);
-  ::close(fd);
-  return v;
-}
 
 const type_desc k_u64 = type_desc::of<std::uint64_t>();
 const type_desc k_u32 = type_desc::of<std::uint32_t>();

@@ -21,45 +21,13 @@
 
 #include "file/format.h"
 #include "support/temp_dir.h"
+#include "support/testing.h"
 
 using namespace keel;
 namespace fs = std::filesystem;
-
-namespace doctest {
-template <>
-struct StringMaker<keel::errc> {
-  static String convert(keel::errc c) { return String(std::string(keel::to_string(c)).c_str()); }
-};
-}  // namespace doctest
+using namespace keel_test;
 
 namespace {
-
-using u64 = std::uint64_t;
-
-options small_opts() {
-  options o;
-  o.initial_size = 1_MiB;
-  o.max_size = 64_MiB;
-  return o;
-}
-
-options read_only_opts() {
-  options o = small_opts();
-  o.read_only = true;
-  return o;
-}
-
-template <class F>
-std::optional<keel::error> catch_error(F&& f) {
-  try {
-    f();
-  } catch (const keel::error& e) {
-    return e;
-  }
-  return std::nullopt;
-}
-
-bool contains(const std::string& hay, const std::string& needle) { return hay.find(needle) != std::string::npos; }
 
 void put64(write_txn& tx, u64 off, u64 v) { tx.put(ref<u64>{off}, v); }
 
