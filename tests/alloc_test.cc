@@ -39,7 +39,12 @@ u64 span_of(u64 n) {
     for (u64 c : fmt::kSmallClassSize)
       if (c >= n) return c;
   }
-  return (n + kPage - 1) / kPage * kPage;
+  const u64 pages = (n + kPage - 1) / kPage;
+  if (pages <= 64) return pages * kPage;
+  // Four classes per doubling: 80, 96, 112, 128, 160, ... pages.
+  for (u64 base = 64;; base *= 2)
+    for (u64 j = 1; j <= 4; ++j)
+      if (base + base / 4 * j >= pages) return (base + base / 4 * j) * kPage;
 }
 
 void check_placement(u64 off, u64 n) {
@@ -153,20 +158,20 @@ TEST_CASE("freed blocks of the same size class come back") {
     });
     CHECK(s->info().arena_used == used);  // all from free lists, no bump
   }
-  SUBCASE("a huge block is split and its remainder reused") {
+  SUBCASE("a large block is reused whole by a request of its class, never split") {
     const u64 big = s->write([](write_txn& tx) {
-      const u64 b = tx.alloc(100 * kPage);
+      const u64 b = tx.alloc(100 * kPage);  // class of 112 pages
       tx.alloc(16);
       return b;
     });
     s->write([&](write_txn& tx) { tx.free(big, 100 * kPage); });
     const u64 used = s->info().arena_used;
     s->write([&](write_txn& tx) {
-      CHECK(tx.alloc(70 * kPage) == big);  // first fit from the huge list
+      CHECK(tx.alloc(70 * kPage) != big);   // class of 80 pages: not carved out of it
+      CHECK(tx.alloc(97 * kPage) == big);   // same class (97..112 pages): reused whole
     });
-    CHECK(s->info().arena_used == used);
+    CHECK(s->info().arena_used == (used + kPage - 1) / kPage * kPage + 80 * kPage);  // page-aligned bump
     const auto i = s->info();
-    CHECK(i.free_bytes >= 30 * kPage);
     CHECK(i.live_bytes + i.free_bytes == i.arena_used - fmt::kArenaOffset);
   }
 }
@@ -354,17 +359,15 @@ TEST_CASE("a corrupt free list gives errc::corrupt, not a crash") {
     REQUIRE(peek64(p, free_head_at(cls)) == freed);
     poke64(p, freed, 12345);
   }
-  SUBCASE("huge class head beyond the file") {
-    cls = fmt::kHugeClass;
+  SUBCASE("large (112-page) class head beyond the file") {
+    cls = fmt::kGeoFirst + 2;
     req = 100 * kPage;
     poke64(p, free_head_at(cls), 1ull << 40);
   }
-  SUBCASE("huge class head points at a page-aligned bogus block") {
-    cls = fmt::kHugeClass;
+  SUBCASE("large class head points at a page-aligned block running past the cursor") {
+    cls = fmt::kGeoFirst + 2;
     req = 100 * kPage;
-    // A block whose stored length runs past the cursor.
     poke64(p, free_head_at(cls), 20_KiB);
-    poke64(p, 20_KiB + 8, 1ull << 40);
   }
 
   auto s = store::open(p, alloc_opts());
@@ -376,7 +379,7 @@ TEST_CASE("a corrupt free list gives errc::corrupt, not a crash") {
   tx.abort();
   // Other size classes still work and commit.
   const u64 other = s->write([&](write_txn& tx2) {
-    const u64 b = tx2.alloc(cls == fmt::kHugeClass ? 48 : 8 * kPage);
+    const u64 b = tx2.alloc(cls >= fmt::kGeoFirst ? 48 : 8 * kPage);
     tx2.put(ref<u64>{b}, u64{42});
     return b;
   });

@@ -8,30 +8,28 @@ using fmt::kPage;
 
 namespace {
 
-constexpr int kMaxHugeSteps = 64;
-
 std::uint64_t head_off(int cls) { return KEEL_META(free_head) + 8 * static_cast<std::uint64_t>(cls); }
 
-int class_of_pages(std::uint64_t pages) {
-  if (pages <= 1) return fmt::kSmallClasses - 1;
-  if (pages <= 64) return fmt::kSmallClasses + static_cast<int>(pages - 2);
-  return fmt::kHugeClass;
+// Pages of a block of geometric class g (0-based): 2^e * (1 + j/4) for
+// e = 6 + g/4, j = 1 + g%4.
+std::uint64_t geo_pages(int g) {
+  const std::uint64_t base = 1ull << (6 + g / 4);
+  return base + base / 4 * static_cast<std::uint64_t>(1 + g % 4);
 }
 
 // A free-list link read from the file must point at a block of its class.
-void check_block(write_txn::impl& t, int cls, std::uint64_t off, std::uint64_t bytes, const char* what) {
+void check_block(write_txn::impl& t, int cls, std::uint64_t off, std::uint64_t bytes) {
   const bool small = bytes <= kPage;
   const bool ok = off >= fmt::kArenaOffset && off % 16 == 0 && off <= t.cursor && bytes <= t.cursor - off &&
                   (small ? (off % kPage) + bytes <= kPage : off % kPage == 0);
   if (!ok)
     throw error(errc::corrupt, t.s.path,
-                std::string(what) + " of size class " + std::to_string(cls) + ": block at " + std::to_string(off) +
+                "free list of size class " + std::to_string(cls) + ": block at " + std::to_string(off) +
                     " is outside the arena or misaligned");
 }
 
 void push(write_txn::impl& t, int cls, std::uint64_t off, std::uint64_t bytes) {
   t.set64(off, t.get64(head_off(cls)));
-  if (cls == fmt::kHugeClass) t.set64(off + 8, bytes);
   t.set64(head_off(cls), off);
   t.set64(KEEL_META(free_bytes), t.get64(KEEL_META(free_bytes)) + bytes);
 }
@@ -51,29 +49,6 @@ void account_live(write_txn::impl& t, std::int64_t delta) {
   t.set64(KEEL_META(live_bytes), t.get64(KEEL_META(live_bytes)) + static_cast<std::uint64_t>(delta));
 }
 
-std::uint64_t pop_huge(write_txn::impl& t, std::uint64_t want) {
-  std::uint64_t prev_link = head_off(fmt::kHugeClass);
-  std::uint64_t cur = t.get64(prev_link);
-  for (int step = 0; cur != 0 && step < kMaxHugeSteps; ++step) {
-    check_block(t, fmt::kHugeClass, cur, 16, "free list");
-    const std::uint64_t size = t.get64(cur + 8);
-    check_block(t, fmt::kHugeClass, cur, size, "free list");
-    const std::uint64_t next = t.get64(cur);
-    if (size >= want) {
-      t.set64(prev_link, next);
-      t.set64(KEEL_META(free_bytes), t.get64(KEEL_META(free_bytes)) - size);
-      if (size > want) {
-        const std::uint64_t rest = size - want;
-        push(t, class_of_pages(rest / kPage), cur + want, rest);
-      }
-      return cur;
-    }
-    prev_link = cur;
-    cur = next;
-  }
-  return 0;
-}
-
 }  // namespace
 
 int class_of(std::uint64_t n) noexcept {
@@ -81,29 +56,28 @@ int class_of(std::uint64_t n) noexcept {
     const auto* b = std::begin(fmt::kSmallClassSize);
     return static_cast<int>(std::lower_bound(b, std::end(fmt::kSmallClassSize), n) - b);
   }
-  return class_of_pages((n + kPage - 1) / kPage);
+  const std::uint64_t pages = (n + kPage - 1) / kPage;
+  if (pages <= 64) return fmt::kSmallClasses + static_cast<int>(pages - 2);
+  int g = 0;
+  while (g < fmt::kGeoClasses - 1 && geo_pages(g) < pages) ++g;
+  return fmt::kGeoFirst + g;
 }
 
-std::uint64_t class_bytes(int cls, std::uint64_t n) noexcept {
+std::uint64_t class_bytes(int cls) noexcept {
   if (cls < fmt::kSmallClasses) return fmt::kSmallClassSize[cls];
-  if (cls < fmt::kHugeClass) return static_cast<std::uint64_t>(cls - fmt::kSmallClasses + 2) * kPage;
-  return fmt::align_up(n, kPage);
+  if (cls < fmt::kGeoFirst) return static_cast<std::uint64_t>(cls - fmt::kSmallClasses + 2) * kPage;
+  return geo_pages(cls - fmt::kGeoFirst) * kPage;
 }
 
 std::uint64_t allocate(write_txn::impl& t, std::uint64_t n) {
   if (n == 0 || n > t.s.sb.max_size)
     throw error(errc::invalid_argument, t.s.path, "cannot allocate " + std::to_string(n) + " bytes");
   const int cls = class_of(n);
-  const std::uint64_t bytes = class_bytes(cls, n);
-  if (cls == fmt::kHugeClass) {
-    if (std::uint64_t off = pop_huge(t, bytes)) {
-      account_live(t, static_cast<std::int64_t>(bytes));
-      return off;
-    }
-  } else if (std::uint64_t head = t.get64(head_off(cls))) {
-    check_block(t, cls, head, bytes, "free list");
+  const std::uint64_t bytes = class_bytes(cls);
+  if (std::uint64_t head = t.get64(head_off(cls))) {
+    check_block(t, cls, head, bytes);
     const std::uint64_t next = t.get64(head);
-    if (next != 0) check_block(t, cls, next, bytes, "free list");
+    if (next != 0) check_block(t, cls, next, bytes);
     t.set64(head_off(cls), next);
     t.set64(KEEL_META(free_bytes), t.get64(KEEL_META(free_bytes)) - bytes);
     account_live(t, static_cast<std::int64_t>(bytes));
@@ -114,7 +88,7 @@ std::uint64_t allocate(write_txn::impl& t, std::uint64_t n) {
   std::uint64_t at = old;
   if ((bytes <= kPage && (at % kPage) + bytes > kPage) || (bytes > kPage && at % kPage != 0))
     at = fmt::align_up(at, kPage);
-  if (at + bytes > t.s.sb.max_size || at + bytes < at)
+  if (bytes > t.s.sb.max_size || at > t.s.sb.max_size - bytes)
     throw error(errc::full, t.s.path,
                 "store is full: max_size is " + std::to_string(t.s.sb.max_size) + " bytes");
   t.s.grow(at + bytes);  // may throw full; nothing has changed yet
@@ -129,7 +103,7 @@ void release(write_txn::impl& t, std::uint64_t off, std::uint64_t n) {
   if (n == 0 || n > t.s.sb.max_size)
     throw error(errc::invalid_argument, t.s.path, "cannot free " + std::to_string(n) + " bytes");
   const int cls = class_of(n);
-  const std::uint64_t bytes = class_bytes(cls, n);
+  const std::uint64_t bytes = class_bytes(cls);
   const bool small = bytes <= kPage;
   if (off < fmt::kArenaOffset || off % 16 != 0 || off > t.cursor || bytes > t.cursor - off ||
       (small ? (off % kPage) + bytes > kPage : off % kPage != 0))

@@ -10,7 +10,7 @@ namespace keel::allocator {
 
 // Size class of an n-byte request (n > 0) and the bytes a block of it spans.
 int class_of(std::uint64_t n) noexcept;
-std::uint64_t class_bytes(int cls, std::uint64_t n) noexcept;
+std::uint64_t class_bytes(int cls) noexcept;
 
 std::uint64_t allocate(write_txn::impl& t, std::uint64_t n);
 void release(write_txn::impl& t, std::uint64_t off, std::uint64_t n);

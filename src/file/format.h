@@ -77,9 +77,13 @@ struct control_page {
 static_assert(offsetof(control_page, writer_pid) == 64 && offsetof(control_page, seqlock) == 128);
 
 inline constexpr int kSmallClasses = 28;
-inline constexpr int kPageRunClasses = 63;  // 2..64 pages
-inline constexpr int kHugeClass = kSmallClasses + kPageRunClasses;  // 91
-inline constexpr int kClasses = kHugeClass + 1;                      // 92
+inline constexpr int kPageRunClasses = 63;  // 2..64 pages, exact
+// Runs above 64 pages: four classes per doubling (80, 96, 112, 128, 160, ...
+// pages) up to 2^34 pages (kMaxMaxSize). Blocks are never split, so a freed
+// block is reused whole by any request of its class.
+inline constexpr int kGeoClasses = 4 * (34 - 6);  // 112
+inline constexpr int kGeoFirst = kSmallClasses + kPageRunClasses;  // 91
+inline constexpr int kClasses = kGeoFirst + kGeoClasses;           // 203
 inline constexpr std::uint32_t kSmallClassSize[kSmallClasses] = {
     16,   32,   48,   64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,
     448,  512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096};

@@ -89,13 +89,30 @@ void store::impl::recover() {
       const std::int64_t log_len = sys->file_size(log_fd);
       if (log_len > static_cast<std::int64_t>(kHeader))  // its unsynced tail becomes durable
         io::check(sys->fdatasync(log_fd), log_path, "fdatasync");
-      const std::uint64_t skip = c->applied_lsn;
+      // The control page says how far the dead writer applied: (applied LSN,
+      // log position after it). The two words are stored one after the other,
+      // so a kill can separate them: trust the pair only if the record ending
+      // at that position carries that LSN and the scan from there reaches the
+      // end of the log. Otherwise replay everything since the checkpoint
+      // (replaying an applied record again rewrites the same bytes).
       redo::scan_result r;
-      if (c->checkpoint_lsn == L && c->applied_log_pos >= kHeader &&
-          static_cast<std::int64_t>(c->applied_log_pos) <= log_len)
-        r = redo::scan(*sys, log_fd, log_path, c->applied_log_pos, skip, skip, file_size, replay);
-      if (r.last_lsn < skip)  // no usable position hint (it died mid-checkpoint): scan whole
-        r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, skip, file_size, replay);
+      const std::uint64_t hint_lsn = c->applied_lsn, hint_pos = c->applied_log_pos;
+      bool hint_ok = false;
+      if (c->checkpoint_lsn == L && hint_pos >= kHeader && static_cast<std::int64_t>(hint_pos) <= log_len) {
+        if (hint_pos == kHeader) {
+          hint_ok = hint_lsn == L;
+        } else if (hint_pos >= kHeader + sizeof(fmt::record_trailer)) {
+          fmt::record_trailer t{};
+          hint_ok = io::read_at(*sys, log_fd, &t, sizeof t, hint_pos - sizeof t, log_path) &&
+                    t.magic == fmt::kCommitMagic && t.lsn == hint_lsn;
+        }
+      }
+      if (hint_ok) {
+        r = redo::scan(*sys, log_fd, log_path, hint_pos, hint_lsn, hint_lsn, file_size, replay);
+        hint_ok = r.stop.empty() && static_cast<std::int64_t>(r.end) == log_len;
+      }
+      const std::uint64_t skip = hint_ok ? hint_lsn : L;
+      if (!hint_ok) r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, file_size, replay);
       recovered_records = r.applied;
       recovery = r.applied > 0 || half_applied ? 1 : 0;
       last_lsn = std::max(r.last_lsn, skip);

@@ -295,7 +295,7 @@ void store::impl::map() {
   map_len = sb.max_size;
 }
 
-void store::impl::check_meta() {
+bool store::impl::check_meta() {
   const fmt::meta_page* m = meta();
   if (std::memcmp(m->magic, fmt::kMetaMagic, 8) != 0) throw error(errc::corrupt, path, "meta page has no magic");
   const std::uint64_t cur = m->cursor;
@@ -307,10 +307,16 @@ void store::impl::check_meta() {
     throw error(errc::corrupt, path,
                 "allocator accounting: live " + std::to_string(m->live_bytes) + " + free " +
                     std::to_string(m->free_bytes) + " != arena used " + std::to_string(cur - fmt::kArenaOffset));
-  if (writable && m->commits != last_lsn)
+  if (!writable || m->commits == last_lsn) return false;
+  // Recovery has replayed the whole log, so a meta page ahead of it can only
+  // be a checkpoint whose superblock is gone; one behind it is damage.
+  if (m->commits < last_lsn || last_lsn != sb.checkpoint_lsn)
     throw error(errc::corrupt, path,
                 "meta page records " + std::to_string(m->commits) + " commits but the log ends at LSN " +
                     std::to_string(last_lsn));
+  last_lsn = m->commits;
+  ctrl()->applied_lsn = last_lsn;
+  return true;
 }
 
 std::unique_ptr<store> store::open(const std::string& path, const options& opts) {
@@ -325,9 +331,14 @@ std::unique_ptr<store> store::open(const std::string& path, const options& opts)
   p->open_files(opts.create_if_missing);
   p->map();
   p->recover();
-  p->check_meta();
+  const bool superblock_behind = p->check_meta();
   if (p->writable) {
     p->init_control();
+    if (superblock_behind) {
+      std::lock_guard<std::mutex> g(p->write_mu);
+      p->recovery = 2;
+      p->checkpoint_locked(false);  // both slots describe the data again
+    }
     p->last_ckpt = std::chrono::steady_clock::now();
     p->start_flusher();
   }

@@ -98,7 +98,11 @@ struct store::impl {
   void create_new();
   void map();
   void recover();
-  void check_meta();
+  // Validates the meta page against the recovered log. Returns true when the
+  // data is a complete checkpoint newer than the superblock in use (the
+  // newest superblock was destroyed after its log was recycled): the meta
+  // page's commit count is then adopted and the caller must checkpoint.
+  bool check_meta();
   bool control_valid() const;
   bool quiescent();  // nothing in log or journal past the checkpoint
   void init_control();
