@@ -429,7 +429,7 @@ void store::read_begin(read_attempt& a) const {
     if (sz > 0) {
       std::uint64_t k = s.known_size.load();
       const auto n = std::min<std::uint64_t>(static_cast<std::uint64_t>(sz), s.map_len);
-      while (k < n && !const_cast<impl&>(s).known_size.compare_exchange_weak(k, n)) {
+      while (k < n && !s.known_size.compare_exchange_weak(k, n)) {
       }
     }
     cursor = std::min(cursor, s.known_size.load());

@@ -38,7 +38,9 @@ struct store::impl {
   bool writable = false;
   bool closed = false;
   fmt::superblock sb{};                       // newest superblock
-  std::atomic<std::uint64_t> known_size{0};  // file bytes known to exist
+  // File bytes known to exist; readers raise it (a cache) when they see the
+  // writer's cursor pass it.
+  mutable std::atomic<std::uint64_t> known_size{0};
 
   // ---- writer state (guarded by write_mu) ----
   std::mutex write_mu;
