@@ -72,6 +72,9 @@ class write_txn {
   std::byte* mut_bytes(std::uint64_t off, std::size_t len);
   void read(std::uint64_t off, void* dst, std::size_t len);
   void write(std::uint64_t off, const void* src, std::size_t len);
+  // Sets [off, off+len) to zero. In space this transaction allocated it is
+  // logged as one range without data, so zeroing a large new block is cheap.
+  void zero(std::uint64_t off, std::uint64_t len);
 
   template <class T>
   T get(ref<T> r) {

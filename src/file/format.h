@@ -145,10 +145,12 @@ struct record_header {
 };
 static_assert(sizeof(record_header) == 40);
 
+inline constexpr std::uint32_t kRangeZero = 1;  // range flag: set the bytes to zero; no payload follows
+
 struct range_header {
   std::uint64_t offset;
   std::uint32_t length;
-  std::uint32_t reserved;
+  std::uint32_t flags;
 };
 static_assert(sizeof(range_header) == 16);
 
@@ -160,14 +162,20 @@ struct record_trailer {
 };
 static_assert(sizeof(record_trailer) == 24);
 
+// Copy-on-write, logging and journaling work in 64-byte lines: bit i of a
+// line mask stands for bytes [64 i, 64 i + 64) of a page.
+inline constexpr std::uint64_t kLine = 64;
+static_assert(kPage / kLine == 64);
+
 struct journal_entry {
   std::uint32_t magic;
   std::uint32_t reserved;
   std::uint64_t page_offset;
   std::uint64_t epoch_lsn;
-  std::uint64_t checksum;  // of bytes [0, 24) + page image
+  std::uint64_t line_mask;  // which lines of the page follow, in order
+  std::uint64_t checksum;   // of bytes [0, 32) + the lines
 };
-static_assert(sizeof(journal_entry) == 32);
+static_assert(sizeof(journal_entry) == 40);
 
 constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 

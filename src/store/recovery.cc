@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <bit>
 #include <cerrno>
 #include <cstring>
 #include <unordered_set>
@@ -40,7 +41,7 @@ bool store::impl::quiescent() {
   auto lr = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, sb.checkpoint_lsn, file_size,
                        [](std::uint64_t, std::span<const redo::range>) {});
   if (lr.applied > 0) return false;
-  auto jr = journal::scan(*sys, jrn_fd, jrn_path, sb.checkpoint_lsn, file_size, [](std::uint64_t, const std::byte*) {});
+  auto jr = journal::scan(*sys, jrn_fd, jrn_path, sb.checkpoint_lsn, file_size, [](std::uint64_t, std::uint64_t, const std::byte*) {});
   return jr.entries == 0;
 }
 
@@ -127,15 +128,22 @@ void store::impl::recover() {
       if (c->checkpoint_lsn == L && c->journal_end >= kHeader && static_cast<std::int64_t>(c->journal_end) <= jl)
         jrn_end = c->journal_end;
       else
-        jrn_end = journal::scan(*sys, jrn_fd, jrn_path, L, file_size, [](std::uint64_t, const std::byte*) {}).end;
+        jrn_end = journal::scan(*sys, jrn_fd, jrn_path, L, file_size, [](std::uint64_t, std::uint64_t, const std::byte*) {}).end;
       if (static_cast<std::int64_t>(jrn_end) < jl) io::check(sys->ftruncate(jrn_fd, jrn_end), jrn_path, "truncate");
     } else {
       // ---- new boot: back to the checkpoint, then forward through the durable log.
-      std::unordered_set<std::uint64_t> seen;
-      journal::scan(*sys, jrn_fd, jrn_path, L, file_size, [&](std::uint64_t page, const std::byte* img) {
-        if (seen.insert(page).second) std::memcpy(base + page, img, fmt::kPage);  // earliest image wins
-      });
-      restored_pages = seen.size();
+      std::unordered_map<std::uint64_t, std::uint64_t> restored;  // lines restored, per page
+      journal::scan(*sys, jrn_fd, jrn_path, L, file_size,
+                    [&](std::uint64_t page, std::uint64_t mask, const std::byte* lines) {
+                      std::uint64_t& done = restored[page];
+                      for (std::uint64_t m = mask; m != 0; m &= m - 1, lines += fmt::kLine) {
+                        const std::uint64_t bit = m & (~m + 1);
+                        if (done & bit) continue;  // the earliest image of a line wins
+                        std::memcpy(base + page + std::countr_zero(m) * fmt::kLine, lines, fmt::kLine);
+                        done |= bit;
+                      }
+                    });
+      restored_pages = restored.size();
       auto r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, file_size, replay);
       recovered_records = r.applied;
       last_lsn = std::max(r.last_lsn, L);

@@ -35,7 +35,12 @@ void store::impl::seq_exit() noexcept {
 }
 
 void store::impl::apply(std::span<const redo::range> ranges) noexcept {
-  for (const auto& r : ranges) std::memcpy(base + r.off, r.data, r.len);
+  for (const auto& r : ranges) {
+    if (r.data)
+      std::memcpy(base + r.off, r.data, r.len);
+    else
+      std::memset(base + r.off, 0, r.len);
+  }
 }
 
 // ---------------------------------------------------------------- state

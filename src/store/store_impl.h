@@ -20,13 +20,21 @@
 
 namespace keel {
 
-// A private copy of one page changed by the open transaction, with the
-// byte range [lo, hi) it changed.
+// A private copy of a page the open transaction changed, filled lazily in
+// 64-byte lines: `valid` lines hold the committed bytes (or the
+// transaction's), `dirty` lines were written and are logged at commit.
 struct txn_page {
   std::uint64_t off = 0;
-  std::uint32_t lo = 0, hi = 0;
+  std::uint64_t valid = 0;
+  std::uint64_t dirty = 0;
   alignas(64) std::byte data[fmt::kPage];
 };
+
+// Lines of a page covered by bytes [lo, hi) of it (hi > lo).
+inline std::uint64_t line_mask(std::uint64_t lo, std::uint64_t hi) noexcept {
+  const std::uint64_t first = lo / fmt::kLine, n = (hi - 1) / fmt::kLine - first + 1;
+  return (n >= 64 ? ~0ull : ((1ull << n) - 1)) << first;
+}
 
 struct store::impl {
   std::string path, log_path, jrn_path;
@@ -50,7 +58,8 @@ struct store::impl {
   std::uint64_t log_end = 0;  // where the next record goes
   std::uint64_t jrn_end = 0;  // where the next journal entry goes
   std::uint64_t ckpt_cursor = 0;  // pages starting below it existed at the checkpoint
-  std::unordered_set<std::uint64_t> journaled;  // pages journaled by this handle this epoch
+  // Lines journaled by this handle in this epoch, per page.
+  std::unordered_map<std::uint64_t, std::uint64_t> journaled;
   std::chrono::steady_clock::time_point last_ckpt;
   std::vector<std::byte> rec_buf, jrn_buf;
   std::vector<std::unique_ptr<txn_page>> page_pool;
@@ -117,12 +126,13 @@ struct write_txn::impl {
   std::uint64_t cursor = 0;            // including this transaction's allocations
   std::unordered_map<std::uint64_t, txn_page*> pages;
   txn_page* last = nullptr;
-  // Byte ranges written in fresh space (at or past committed_cursor), which
-  // goes straight to the mapping: nothing committed refers to it yet.
+  // Byte ranges written (or zeroed) in fresh space (at or past
+  // committed_cursor), which goes straight to the mapping: nothing committed
+  // refers to it yet.
   struct extent {
     std::uint64_t lo, hi;
   };
-  std::vector<extent> fresh;
+  std::vector<extent> fresh, fresh_zero;
   bool active = true;
 
   impl(store::impl& st, std::unique_lock<std::mutex> lk);
@@ -130,6 +140,7 @@ struct write_txn::impl {
   // Unchecked against the arena start (internal users reach the meta page).
   const std::byte* ro(std::uint64_t off, std::size_t len);
   std::byte* rw(std::uint64_t off, std::size_t len);
+  void zero(std::uint64_t off, std::uint64_t len);
   std::uint64_t get64(std::uint64_t off) {
     std::uint64_t v;
     std::memcpy(&v, ro(off, 8), 8);
@@ -143,6 +154,7 @@ struct write_txn::impl {
  private:
   void check_span(std::uint64_t off, std::size_t len) const;
   txn_page* page_for_write(std::uint64_t page_off);
+  void fill(txn_page* p, std::uint64_t mask) noexcept;  // copy missing lines from the mapping
 };
 
 // The impl of a transaction that is still open; errc::invalid_argument after

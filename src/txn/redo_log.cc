@@ -12,7 +12,7 @@ namespace keel::redo {
 void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit_ns, std::span<const range> ranges) {
   using namespace fmt;
   std::uint64_t payload = 0;
-  for (const auto& r : ranges) payload += sizeof(range_header) + align_up(r.len, 8);
+  for (const auto& r : ranges) payload += sizeof(range_header) + (r.data ? align_up(r.len, 8) : 0);
   buf.resize(sizeof(record_header) + payload + sizeof(record_trailer));
   std::byte* p = buf.data();
   record_header h{kRecordMagic, static_cast<std::uint32_t>(ranges.size()), lsn, payload, commit_ns, 0};
@@ -20,9 +20,10 @@ void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit
   std::memcpy(p, &h, sizeof h);
   std::size_t at = sizeof h;
   for (const auto& r : ranges) {
-    range_header rh{r.off, r.len, 0};
+    range_header rh{r.off, r.len, r.data ? 0u : kRangeZero};
     std::memcpy(p + at, &rh, sizeof rh);
     at += sizeof rh;
+    if (!r.data) continue;
     std::memcpy(p + at, r.data, r.len);
     std::memset(p + at + r.len, 0, align_up(r.len, 8) - r.len);
     at += align_up(r.len, 8);
@@ -93,13 +94,15 @@ scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, st
       if (end - at < sizeof rh) { ok = false; break; }
       std::memcpy(&rh, rp + at, sizeof rh);
       at += sizeof rh;
-      if (align_up(rh.length, 8) > end - at || rh.offset < kMetaOffset || rh.offset > data_limit ||
+      const bool zero = rh.flags == kRangeZero;
+      const std::uint64_t body = zero ? 0 : align_up(rh.length, 8);
+      if ((rh.flags & ~kRangeZero) != 0 || body > end - at || rh.offset < kMetaOffset || rh.offset > data_limit ||
           rh.length > data_limit - rh.offset) {
         ok = false;
         break;
       }
-      ranges.push_back({rh.offset, rh.length, rp + at});
-      at += align_up(rh.length, 8);
+      ranges.push_back({rh.offset, rh.length, zero ? nullptr : rp + at});
+      at += body;
     }
     if (!ok || at != end) {
       // Checksums matched, so this was written as is: not a torn tail.

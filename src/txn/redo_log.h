@@ -15,7 +15,7 @@ namespace keel::redo {
 struct range {
   std::uint64_t off;
   std::uint32_t len;
-  const std::byte* data;
+  const std::byte* data;  // nullptr: set the bytes to zero
 };
 
 // Serializes one record into buf (replacing its contents).

@@ -1,6 +1,7 @@
 // The write transaction: private page copies, then commit = journal
 // before-images, append the redo record, sync as the mode says, apply.
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 #include "alloc/allocator.h"
@@ -29,21 +30,35 @@ void write_txn::impl::check_span(std::uint64_t off, std::size_t len) const {
   }
 }
 
+void write_txn::impl::fill(txn_page* p, std::uint64_t mask) noexcept {
+  std::uint64_t missing = mask & ~p->valid;
+  while (missing != 0) {
+    const int first = std::countr_zero(missing);
+    const int n = std::countr_one(missing >> first);
+    std::memcpy(p->data + first * fmt::kLine, s.base + p->off + first * fmt::kLine, n * fmt::kLine);
+    missing &= n >= 64 ? 0 : ~(((1ull << n) - 1) << first);
+  }
+  p->valid |= mask;
+}
+
 const std::byte* write_txn::impl::ro(std::uint64_t off, std::size_t len) {
   check_span(off, len);
   if (off >= committed_cursor) return s.base + off;  // this transaction's own fresh space
   const std::uint64_t page = off & ~(kPage - 1);
-  if (last && last->off == page) return last->data + (off - page);
-  auto it = pages.find(page);
-  if (it == pages.end()) return s.base + off;
-  last = it->second;
-  return last->data + (off - page);
+  txn_page* p = last;
+  if (!p || p->off != page) {
+    auto it = pages.find(page);
+    if (it == pages.end()) return s.base + off;
+    p = last = it->second;
+  }
+  if (len > 0) fill(p, line_mask(off - page, off - page + len));
+  return p->data + (off - page);
 }
 
 txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
   if (last && last->off == page) return last;
-  auto [it, fresh] = pages.try_emplace(page, nullptr);
-  if (fresh) {
+  auto [it, fresh_entry] = pages.try_emplace(page, nullptr);
+  if (fresh_entry) {
     std::unique_ptr<txn_page> p;
     if (!s.page_pool.empty()) {
       p = std::move(s.page_pool.back());
@@ -52,37 +67,57 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
       p = std::make_unique<txn_page>();
     }
     p->off = page;
-    p->lo = kPage;
-    p->hi = 0;
-    std::memcpy(p->data, s.base + page, kPage);
+    p->valid = p->dirty = 0;
     it->second = p.release();
   }
   return last = it->second;
 }
 
+static void note_extent(std::vector<write_txn::impl::extent>& v, std::uint64_t lo, std::uint64_t hi) {
+  if (!v.empty() && lo <= v.back().hi && hi >= v.back().lo) {
+    v.back().lo = std::min(v.back().lo, lo);
+    v.back().hi = std::max(v.back().hi, hi);
+  } else {
+    v.push_back({lo, hi});
+  }
+}
+
 std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
   check_span(off, len);
   if (off >= committed_cursor) {  // nothing committed refers to it: write in place, log at commit
-    if (!fresh.empty() && off <= fresh.back().hi && off + len >= fresh.back().lo) {
-      fresh.back().lo = std::min(fresh.back().lo, off);
-      fresh.back().hi = std::max(fresh.back().hi, off + len);
-    } else {
-      fresh.push_back({off, off + len});
-    }
+    note_extent(fresh, off, off + len);
     return s.base + off;
   }
   const std::uint64_t page = off & ~(kPage - 1);
   txn_page* p = page_for_write(page);
-  const auto lo = static_cast<std::uint32_t>(off - page);
-  p->lo = std::min(p->lo, lo);
-  p->hi = std::max(p->hi, static_cast<std::uint32_t>(lo + len));
-  return p->data + lo;
+  if (len > 0) {
+    const std::uint64_t m = line_mask(off - page, off - page + len);
+    fill(p, m);
+    p->dirty |= m;
+  }
+  return p->data + (off - page);
+}
+
+void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
+  while (len > 0) {
+    if (off >= committed_cursor) {
+      check_span(off, len);
+      std::memset(s.base + off, 0, len);
+      note_extent(fresh_zero, off, off + len);
+      return;
+    }
+    const std::uint64_t n = std::min(len, kPage - off % kPage);
+    std::memset(rw(off, n), 0, n);
+    off += n;
+    len -= n;
+  }
 }
 
 void write_txn::impl::release() noexcept {
   for (auto& [off, p] : pages) s.page_pool.emplace_back(p);
   pages.clear();
   fresh.clear();
+  fresh_zero.clear();
   last = nullptr;
   active = false;
   if (lock.owns_lock()) lock.unlock();
@@ -92,7 +127,7 @@ std::uint64_t write_txn::impl::commit() {
   s.check_usable();
   std::vector<txn_page*> dirty;
   for (auto& [off, p] : pages)
-    if (p->hi > p->lo) dirty.push_back(p);
+    if (p->dirty != 0) dirty.push_back(p);
   if (dirty.empty() && cursor == committed_cursor) {
     release();
     return 0;
@@ -104,36 +139,52 @@ std::uint64_t write_txn::impl::commit() {
   std::sort(dirty.begin(), dirty.end(), [](auto* a, auto* b) { return a->off < b->off; });
 
   try {
-    // 1. Before-images of checkpoint pages, durable before the mapping changes.
+    // 1. Before-images of the checkpoint's lines, durable before the mapping changes.
     if (s.opt.mode != durability::sync) {
       s.jrn_buf.clear();
-      std::vector<std::uint64_t> fresh_pages;
-      for (auto* p : dirty)
-        if (p->off < s.ckpt_cursor && !s.journaled.contains(p->off)) {
-          journal::append_entry(s.jrn_buf, p->off, s.sb.checkpoint_lsn, s.base + p->off);
-          fresh_pages.push_back(p->off);
-        }
-      if (!fresh_pages.empty()) {
+      std::vector<std::pair<std::uint64_t, std::uint64_t>> newly;
+      for (auto* p : dirty) {
+        if (p->off >= s.ckpt_cursor) continue;  // did not exist at the checkpoint
+        const std::uint64_t need = p->dirty & ~s.journaled[p->off];
+        if (need == 0) continue;
+        journal::append_entry(s.jrn_buf, p->off, s.sb.checkpoint_lsn, need, s.base + p->off);
+        newly.emplace_back(p->off, need);
+      }
+      if (!newly.empty()) {
         io::write_at(*s.sys, s.jrn_fd, s.jrn_buf.data(), s.jrn_buf.size(), s.jrn_end, s.jrn_path);
         io::check(s.sys->fdatasync(s.jrn_fd), s.jrn_path, "fdatasync of the journal");
         s.jrn_end += s.jrn_buf.size();
         s.ctrl()->journal_end = s.jrn_end;
-        s.journaled.insert(fresh_pages.begin(), fresh_pages.end());
+        for (auto [page, m] : newly) s.journaled[page] |= m;
       }
     }
-    // 2. The redo record: changed page ranges, then what was written in fresh space.
+    // 2. The redo record: zeroed fresh space, changed line runs of committed
+    // pages, then what was written in fresh space (read from the mapping at
+    // commit, so a range always carries its final bytes).
     std::vector<redo::range> ranges;
-    ranges.reserve(dirty.size() + 1);
-    for (auto* p : dirty) ranges.push_back({p->off + p->lo, p->hi - p->lo, p->data + p->lo});
-    const std::size_t page_ranges = ranges.size();
-    std::sort(fresh.begin(), fresh.end(), [](const extent& a, const extent& b) { return a.lo < b.lo; });
+    ranges.reserve(fresh_zero.size() + dirty.size() + fresh.size());
     constexpr std::uint64_t kChunk = 1u << 20;
-    for (std::size_t i = 0; i < fresh.size();) {
-      extent e = fresh[i++];
-      while (i < fresh.size() && fresh[i].lo <= e.hi) e.hi = std::max(e.hi, fresh[i++].hi);
-      for (std::uint64_t o = e.lo; o < e.hi; o += kChunk)
-        ranges.push_back({o, static_cast<std::uint32_t>(std::min(kChunk, e.hi - o)), s.base + o});
-    }
+    auto add_extents = [&](std::vector<extent>& v, bool zero) {
+      std::sort(v.begin(), v.end(), [](const extent& a, const extent& b) { return a.lo < b.lo; });
+      for (std::size_t i = 0; i < v.size();) {
+        extent e = v[i++];
+        while (i < v.size() && v[i].lo <= e.hi) e.hi = std::max(e.hi, v[i++].hi);
+        for (std::uint64_t o = e.lo; o < e.hi; o += kChunk)
+          ranges.push_back({o, static_cast<std::uint32_t>(std::min(kChunk, e.hi - o)), zero ? nullptr : s.base + o});
+      }
+    };
+    add_extents(fresh_zero, true);
+    const std::size_t first_page_range = ranges.size();
+    for (auto* p : dirty)
+      for (std::uint64_t m = p->dirty; m != 0;) {
+        const int first = std::countr_zero(m);
+        const int n = std::countr_one(m >> first);
+        ranges.push_back({p->off + first * fmt::kLine, static_cast<std::uint32_t>(n * fmt::kLine),
+                          p->data + first * fmt::kLine});
+        m &= n >= 64 ? 0 : ~(((1ull << n) - 1) << first);
+      }
+    const std::size_t page_ranges_end = ranges.size();
+    add_extents(fresh, false);
     const std::uint64_t ts = now_ns();
     redo::encode(s.rec_buf, lsn, ts, ranges);
     io::write_at(*s.sys, s.log_fd, s.rec_buf.data(), s.rec_buf.size(), s.log_end, s.log_path);
@@ -145,7 +196,7 @@ std::uint64_t write_txn::impl::commit() {
     }
     // 3. Apply inside the seqlock; fresh space is already in place.
     s.seq_enter();
-    s.apply(std::span<const redo::range>(ranges.data(), page_ranges));
+    s.apply(std::span<const redo::range>(ranges.data() + first_page_range, page_ranges_end - first_page_range));
     s.ctrl()->applied_lsn = lsn;
     s.ctrl()->applied_log_pos = s.log_end;
     s.seq_exit();
@@ -225,6 +276,12 @@ void write_txn::write(std::uint64_t off, const void* src, std::size_t len) {
     off += n;
     len -= n;
   }
+}
+
+void write_txn::zero(std::uint64_t off, std::uint64_t len) {
+  auto& t = live_txn(p_);
+  check_arena(t, off);
+  t.zero(off, len);
 }
 
 std::uint64_t write_txn::alloc(std::size_t n) { return allocator::allocate(live_txn(p_), n); }
