@@ -42,6 +42,7 @@ class read_view {
   std::vector<catalog_entry> list() const;
   // End of the allocated arena as of this view.
   std::uint64_t limit() const noexcept { return hi_; }
+  const std::string& path() const noexcept { return *path_; }
 
  private:
   friend class store;
@@ -122,6 +123,7 @@ class write_txn {
   // I/O failure the store refuses further commits until reopened.
   std::uint64_t commit();
   void abort() noexcept;
+  const std::string& path() const;
 
   struct impl;
 

@@ -177,6 +177,35 @@ struct journal_entry {
 };
 static_assert(sizeof(journal_entry) == 40);
 
+// ---- hash map (docs/FORMAT.md, "Hash map")
+inline constexpr unsigned char kMapMagic[8] = {'K', 'E', 'E', 'L', 'H', 'M', 'A', 'P'};
+inline constexpr std::uint8_t kCtrlEmpty = 0x00;
+inline constexpr std::uint8_t kCtrlDeleted = 0x01;  // full slots: 0x80 | low 7 bits of the hash
+inline constexpr std::uint64_t kGroup = 16;          // slots per control group
+inline constexpr std::uint64_t kMaxGroups = 1ull << 28;
+
+struct map_table {
+  std::uint64_t ctrl;       // offset of groups * 16 control bytes
+  std::uint64_t slots;      // offset of the slot pages
+  std::uint64_t groups;     // power of two; 0 = no table
+  std::uint64_t used;       // slots not empty (live + deleted)
+  std::uint64_t max_probe;  // farthest any entry sits from its home group, in groups
+};
+static_assert(sizeof(map_table) == 40);
+
+struct map_root {
+  unsigned char magic[8];
+  std::uint32_t key_size;
+  std::uint32_t value_size;  // both 0 for a byte-string map
+  std::uint64_t seed;
+  std::uint64_t size;   // live entries in both tables
+  map_table cur;        // where inserts go
+  map_table old;        // being moved into cur; groups = 0 when no resize runs
+  std::uint64_t migrate;  // old groups below this one have been moved
+  std::uint64_t reserved;
+};
+static_assert(sizeof(map_root) == 128);
+
 constexpr std::uint64_t align_up(std::uint64_t v, std::uint64_t a) { return (v + a - 1) / a * a; }
 
 }  // namespace keel::fmt
