@@ -1,0 +1,297 @@
+// The generic hash table under hash_map and bytes_map: SwissTable-style
+// control groups over page-packed slots, incremental resize, bounded probes.
+// A key policy says how a slot's key compares with a probe key and what its
+// hash is (fixed keys: the key bytes in the slot; byte strings: a stored
+// hash and an entry block). Internal.
+#pragma once
+
+#include <bit>
+#include <cstring>
+#include <string>
+#include <vector>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "file/format.h"
+#include "keel/error.h"
+#include "keel/txn.h"
+#include "util/checksum.h"
+
+namespace keel::hash {
+
+
+using fmt::kGroup;
+using fmt::kPage;
+using fmt::map_root;
+using fmt::map_table;
+
+inline constexpr int kMigrateGroups = 4;    // old groups moved per write
+inline constexpr std::uint64_t kLongProbe = 32;  // groups; a longer probe starts a resize
+
+// Sizes derived from the key and value sizes.
+struct geom {
+  std::uint32_t ks, vs, slot, spp;  // key, value, slot bytes; slots per page
+  geom(std::uint32_t key_size, std::uint32_t value_size)
+      : ks(key_size),
+        vs(value_size),
+        slot(static_cast<std::uint32_t>(fmt::align_up(std::max<std::uint64_t>(ks + vs, 8), 8))),
+        spp(static_cast<std::uint32_t>(kPage / slot)) {}
+  std::uint64_t slot_bytes(std::uint64_t groups) const {
+    return (groups * kGroup + spp - 1) / spp * kPage;
+  }
+  std::uint64_t slot_off(const map_table& t, std::uint64_t idx) const {
+    const auto i = static_cast<std::uint32_t>(idx);  // < 2^32: groups <= 2^28
+    return t.slots + static_cast<std::uint64_t>(i / spp) * kPage + static_cast<std::uint64_t>(i % spp) * slot;
+  }
+};
+
+inline std::uint64_t hash_of(const void* key, std::uint32_t ks, std::uint64_t seed) {
+  return XXH3_64bits_withSeed(key, ks, seed);
+}
+inline std::uint8_t tag_of(std::uint64_t h) { return static_cast<std::uint8_t>(0x80 | (h & 0x7f)); }
+inline std::uint64_t home_of(std::uint64_t h, std::uint64_t groups) {
+  return groups == 1 ? 0 : h >> (64 - std::countr_zero(groups));
+}
+
+// Bit i set when control byte i of the group matches.
+inline std::uint32_t match(const std::byte* c, std::uint8_t tag) {
+#if defined(__SSE2__)
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
+  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(tag)))));
+#else
+  std::uint32_t m = 0;
+  for (int i = 0; i < 16; ++i) m |= (static_cast<std::uint8_t>(c[i]) == tag ? 1u : 0u) << i;
+  return m;
+#endif
+}
+inline std::uint32_t match_empty(const std::byte* c) { return match(c, fmt::kCtrlEmpty); }
+inline std::uint32_t match_free(const std::byte* c) {  // empty or deleted: high bit clear
+#if defined(__SSE2__)
+  return ~static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(c)))) & 0xffff;
+#else
+  std::uint32_t m = 0;
+  for (int i = 0; i < 16; ++i) m |= ((static_cast<std::uint8_t>(c[i]) & 0x80) ? 0u : 1u) << i;
+  return m;
+#endif
+}
+inline std::uint32_t match_full(const std::byte* c) { return ~match_free(c) & 0xffff; }
+
+[[noreturn]] inline void bad(const std::string& path, std::uint64_t root, const std::string& what) {
+  throw error(errc::corrupt, path, "hash map at " + std::to_string(root) + ": " + what);
+}
+
+inline bool table_ok(const map_table& t) {
+  return t.groups >= 1 && t.groups <= fmt::kMaxGroups && std::has_single_bit(t.groups) && t.ctrl != 0 &&
+         t.slots != 0 && t.max_probe < t.groups && t.used <= t.groups * kGroup;
+}
+
+// Reads and checks the root block. R: read_view or write_txn. key_size and
+// value_size are what the root must record (0, 0 for a byte-string map).
+template <class R>
+map_root load_root(R& r, std::uint64_t root, std::uint32_t key_size, std::uint32_t value_size) {
+  map_root rt;
+  std::memcpy(&rt, r.bytes(root, sizeof rt), sizeof rt);
+  if (std::memcmp(rt.magic, fmt::kMapMagic, 8) != 0) bad(r.path(), root, "no hash map magic");
+  if (rt.key_size != key_size || rt.value_size != value_size)
+    bad(r.path(), root,
+        "holds " + std::to_string(rt.key_size) + "/" + std::to_string(rt.value_size) + "-byte keys/values, not " +
+            std::to_string(key_size) + "/" + std::to_string(value_size));
+  if (!table_ok(rt.cur)) bad(r.path(), root, "current table descriptor is invalid");
+  if (rt.old.groups != 0 && (!table_ok(rt.old) || rt.migrate >= rt.old.groups))
+    bad(r.path(), root, "resize state is invalid");
+  return rt;
+}
+
+// Slot index of key in t, or -1. Matches in groups below `dead_below` were
+// already moved to the new table and count as absent.
+template <class R, class P>
+std::int64_t find(R& r, const map_table& t, const P& pol, const typename P::key_type& key, std::uint64_t h,
+                  std::uint64_t dead_below = 0) {
+  const std::uint8_t tag = tag_of(h);
+  const std::uint64_t mask = t.groups - 1, home = home_of(h, t.groups);
+  for (std::uint64_t p = 0; p <= t.max_probe; ++p) {
+    const std::uint64_t gi = (home + p) & mask;
+    const std::byte* c = r.bytes(t.ctrl + gi * kGroup, kGroup);
+    for (std::uint32_t m = match(c, tag); m != 0; m &= m - 1) {
+      const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m));
+      if (pol.same(r, t, idx, key, h)) return gi < dead_below ? -1 : static_cast<std::int64_t>(idx);
+    }
+    if (match_empty(c) != 0) return -1;
+  }
+  return -1;
+}
+
+// Where key lives: table (0 cur, 1 old) and slot, or table -1.
+struct location {
+  int table = -1;
+  std::int64_t idx = -1;
+};
+template <class R, class P>
+location locate(R& r, const map_root& rt, const P& pol, const typename P::key_type& key, std::uint64_t h) {
+  if (std::int64_t i = find(r, rt.cur, pol, key, h); i >= 0) return {0, i};
+  if (rt.old.groups != 0)
+    if (std::int64_t i = find(r, rt.old, pol, key, h, rt.migrate); i >= 0) return {1, i};
+  return {};
+}
+
+// ---- writer side
+
+inline void store_root(write_txn& tx, std::uint64_t root, const map_root& rt) {
+  std::memcpy(tx.mut_bytes(root, sizeof rt), &rt, sizeof rt);
+}
+
+inline std::uint64_t groups_for(std::uint64_t entries) {
+  const std::uint64_t slots = entries * 8 / 7 + 1;
+  std::uint64_t groups = std::bit_ceil(std::max<std::uint64_t>(1, (slots + kGroup - 1) / kGroup));
+  return std::min(groups, fmt::kMaxGroups);
+}
+
+inline map_table new_table(write_txn& tx, const geom& g, std::uint64_t groups) {
+  map_table t{};
+  t.groups = groups;
+  t.ctrl = tx.alloc(groups * kGroup);
+  tx.zero(t.ctrl, groups * kGroup);  // all empty; logged as one zero range when fresh
+  t.slots = tx.alloc(g.slot_bytes(groups));
+  return t;
+}
+
+inline void free_table(write_txn& tx, const geom& g, map_table& t) {
+  tx.free(t.ctrl, t.groups * kGroup);
+  tx.free(t.slots, g.slot_bytes(t.groups));
+  t = {};
+}
+
+// Puts a slot (ks + vs bytes: a then b) known to be absent into t. Returns
+// the probe distance.
+inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const void* a, const void* b,
+                           std::uint64_t h) {
+  const std::uint64_t mask = t.groups - 1, home = home_of(h, t.groups);
+  for (std::uint64_t p = 0; p < t.groups; ++p) {
+    const std::uint64_t gi = (home + p) & mask;
+    const std::byte* c = tx.bytes(t.ctrl + gi * kGroup, kGroup);
+    const std::uint32_t free = match_free(c);
+    if (free == 0) continue;
+    const int i = std::countr_zero(free);
+    const bool was_empty = static_cast<std::uint8_t>(c[i]) == fmt::kCtrlEmpty;
+    const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(i);
+    *tx.mut_bytes(t.ctrl + idx, 1) = static_cast<std::byte>(tag_of(h));
+    std::byte* slot = tx.mut_bytes(g.slot_off(t, idx), g.ks + g.vs);
+    std::memcpy(slot, a, g.ks);
+    if (g.vs) std::memcpy(slot + g.ks, b, g.vs);
+    if (was_empty) ++t.used;
+    t.max_probe = std::max(t.max_probe, p);
+    return p;
+  }
+  throw error(errc::corrupt, tx.path(), "hash table has no free slot although its accounting says so");
+}
+
+inline void remove_at(write_txn& tx, map_table& t, std::uint64_t idx) {
+  const std::uint64_t gi = idx / kGroup;
+  // A group with an empty slot was never full, so no probe went past it:
+  // the slot can be empty again. Otherwise it must stay a tombstone.
+  const bool never_full = match_empty(tx.bytes(t.ctrl + gi * kGroup, kGroup)) != 0;
+  *tx.mut_bytes(t.ctrl + idx, 1) = static_cast<std::byte>(never_full ? fmt::kCtrlEmpty : fmt::kCtrlDeleted);
+  if (never_full) --t.used;
+}
+
+// Moves up to max_groups old groups into the new table.
+template <class P>
+void migrate(write_txn& tx, map_root& rt, const P& pol, std::uint64_t max_groups) {
+  const geom& g = pol.g;
+  std::vector<std::byte> entry(g.ks + g.vs);
+  for (std::uint64_t n = 0; rt.old.groups != 0 && n < max_groups; ++n) {
+    const std::uint64_t gi = rt.migrate;
+    std::byte c[kGroup];
+    std::memcpy(c, tx.bytes(rt.old.ctrl + gi * kGroup, kGroup), kGroup);
+    for (std::uint32_t m = match_full(c); m != 0; m &= m - 1) {
+      const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m));
+      std::memcpy(entry.data(), tx.bytes(g.slot_off(rt.old, idx), g.ks + g.vs), g.ks + g.vs);
+      place(tx, rt.cur, g, entry.data(), entry.data() + g.ks, pol.slot_hash(entry.data(), rt.seed));
+    }
+    if (++rt.migrate == rt.old.groups) {
+      free_table(tx, g, rt.old);
+      rt.migrate = 0;
+    }
+  }
+}
+
+// Replaces the current table by one sized for `entries`; the old one is
+// moved incrementally by later writes.
+template <class P>
+void start_resize(write_txn& tx, map_root& rt, const P& pol, std::uint64_t entries) {
+  const geom& g = pol.g;
+  migrate(tx, rt, pol, UINT64_MAX);  // a running resize finishes first (rare: see FORMAT.md)
+  map_table t = new_table(tx, g, groups_for(entries));
+  rt.old = rt.cur;
+  rt.cur = t;
+  rt.migrate = 0;
+  if (rt.size == 0 || rt.old.used == 0) free_table(tx, g, rt.old);
+}
+
+template <class P>
+map_root write_prologue(write_txn& tx, std::uint64_t root, const P& pol) {
+  map_root rt = load_root(tx, root, pol.root_ks, pol.root_vs);
+  migrate(tx, rt, pol, kMigrateGroups);
+  return rt;
+}
+
+inline void check_entry(const catalog_entry& e, const std::string& path, std::string_view name, kind k,
+                        type_desc key, type_desc value) {
+  if (e.kind != k || !(e.key == key) || !(e.value == value))
+    throw error(errc::type_mismatch, path,
+                "'" + std::string(name) + "' is not a " + (k == kind::hash_map ? "hash_map" : "bytes_map") + "<" +
+                    key.describe() + ", " + value.describe() + ">");
+  if (e.root == 0) throw error(errc::corrupt, path, "hash map '" + std::string(name) + "' has no root");
+}
+
+// Calls out(table, slot index) for every live slot whose hash lies in
+// [lo, hi], in both tables: groups home(lo) .. home(hi) + max probe.
+template <class R, class P, class Out>
+void slice(R& r, const map_root& rt, const P& pol, std::uint64_t lo, std::uint64_t hi, Out&& out) {
+  for (int which = 0; which < 2; ++which) {
+    const map_table& t = which == 0 ? rt.cur : rt.old;
+    if (t.groups == 0) continue;
+    const std::uint64_t from = which == 0 ? 0 : rt.migrate;
+    const std::uint64_t first = home_of(lo, t.groups), last = home_of(hi, t.groups);
+    const std::uint64_t count = std::min(t.groups, last - first + 1 + t.max_probe);
+    for (std::uint64_t j = 0; j < count; ++j) {
+      const std::uint64_t gi = (first + j) & (t.groups - 1);
+      if (gi < from) continue;
+      const std::byte* c = r.bytes(t.ctrl + gi * kGroup, kGroup);
+      for (std::uint32_t m = match_full(c); m != 0; m &= m - 1) {
+        const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m));
+        const std::uint64_t h = pol.slot_hash(r.bytes(pol.g.slot_off(t, idx), pol.g.ks), rt.seed);
+        if (h >= lo && h <= hi) out(t, idx);
+      }
+    }
+  }
+}
+
+// Calls out(table, slot index) for every live slot, in table order.
+template <class R, class Out>
+void every(R& r, const map_root& rt, Out&& out) {
+  for (int which = 0; which < 2; ++which) {
+    const map_table& t = which == 0 ? rt.cur : rt.old;
+    for (std::uint64_t gi = which == 0 ? 0 : rt.migrate; gi < t.groups; ++gi) {
+      std::byte c[kGroup];
+      std::memcpy(c, r.bytes(t.ctrl + gi * kGroup, kGroup), kGroup);
+      for (std::uint32_t m = match_full(c); m != 0; m &= m - 1)
+        if (!out(t, gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m)))) return;
+    }
+  }
+}
+
+// Allocates a root block with an empty one-group table and a random seed.
+std::uint64_t new_map_root(write_txn& tx, std::uint32_t key_size, std::uint32_t value_size, const geom& g);
+
+// Slices of the hash space for iteration: about four home groups each.
+inline int slice_bits(std::uint64_t groups) {
+  return std::min(std::max(std::countr_zero(std::max<std::uint64_t>(groups, 1)) - 2, 0), 24);
+}
+inline std::uint64_t slice_lo(int bits, std::uint64_t i) { return bits == 0 ? 0 : i << (64 - bits); }
+inline std::uint64_t slice_hi(int bits, std::uint64_t i) {
+  return bits == 0 ? UINT64_MAX : slice_lo(bits, i) + ((1ull << (64 - bits)) - 1);
+}
+
+}  // namespace keel::hash
