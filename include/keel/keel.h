@@ -2,6 +2,7 @@
 #pragma once
 
 #include "keel/error.h"
+#include "keel/bytes_map.h"
 #include "keel/hash_map.h"
 #include "keel/options.h"
 #include "keel/os.h"
