@@ -179,9 +179,13 @@ std::uint64_t write_txn::impl::commit() {
       for (std::uint64_t m = p->dirty; m != 0;) {
         const int first = std::countr_zero(m);
         const int n = std::countr_one(m >> first);
-        ranges.push_back({p->off + first * fmt::kLine, static_cast<std::uint32_t>(n * fmt::kLine),
-                          p->data + first * fmt::kLine});
         m &= n >= 64 ? 0 : ~(((1ull << n) - 1) << first);
+        // A line can straddle the committed cursor. Bytes at or past it are
+        // written in place (fresh space), never in this copy: stop there, or
+        // the copy's stale bytes would overwrite them.
+        const std::uint64_t lo = p->off + first * fmt::kLine;
+        const std::uint64_t hi = std::min(lo + n * fmt::kLine, committed_cursor);
+        ranges.push_back({lo, static_cast<std::uint32_t>(hi - lo), p->data + first * fmt::kLine});
       }
     const std::size_t page_ranges_end = ranges.size();
     add_extents(fresh, false);
