@@ -150,12 +150,12 @@ bool put_impl(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
     store_root(tx, root, rt);
     return false;
   }
-  if ((rt.cur.used + 1) * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, 2 * (rt.size + 1));
+  make_room(tx, rt, k);
   const std::uint64_t slot[2] = {h, write_entry(tx, key, value)};
   const std::uint64_t probe = place(tx, rt.cur, k.g, slot, nullptr, h);
   ++rt.size;
   if (probe > kLongProbe && rt.old.groups == 0 && rt.cur.groups < fmt::kMaxGroups)
-    start_resize(tx, rt, k, 2 * rt.cur.groups * kGroup);
+    start_resize(tx, rt, k, rt.cur.groups * 2);
   store_root(tx, root, rt);
   return true;
 }
@@ -251,7 +251,7 @@ void bytes_map::reserve(write_txn& tx, std::uint64_t n) {
   map_root rt = write_prologue(tx, root_, k);
   if (n > fmt::kMaxGroups * kGroup / 8 * 7)
     throw error(errc::invalid_argument, tx.path(), "cannot reserve " + std::to_string(n) + " entries");
-  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, n);
+  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, groups_for(n));
   store_root(tx, root_, rt);
 }
 

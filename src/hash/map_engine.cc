@@ -35,7 +35,14 @@ struct fixed_keys {
   explicit fixed_keys(map_shape s) : g(s.key_size, s.value_size), root_ks(s.key_size), root_vs(s.value_size) {}
   template <class R>
   bool same(R& r, const map_table& t, std::uint64_t idx, const void* key, std::uint64_t) const {
-    return std::memcmp(r.bytes(g.slot_off(t, idx), g.ks), key, g.ks) == 0;
+    const std::byte* s = r.bytes(g.slot_off(t, idx), g.ks);
+    if (g.ks == 8) {  // the common case: one compare, no call
+      std::uint64_t a, b;
+      std::memcpy(&a, s, 8);
+      std::memcpy(&b, key, 8);
+      return a == b;
+    }
+    return std::memcmp(s, key, g.ks) == 0;
   }
   std::uint64_t hash(const void* key, std::uint64_t seed) const { return hash_of(key, g.ks, seed); }
   std::uint64_t slot_hash(const std::byte* slot, std::uint64_t seed) const { return hash_of(slot, g.ks, seed); }
@@ -113,11 +120,11 @@ bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, co
     store_root(tx, root, rt);
     return false;
   }
-  if ((rt.cur.used + 1) * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, 2 * (rt.size + 1));
+  make_room(tx, rt, k);
   const std::uint64_t probe = place(tx, rt.cur, k.g, key, value, h);
   ++rt.size;
   if (probe > kLongProbe && rt.old.groups == 0 && rt.cur.groups < fmt::kMaxGroups)
-    start_resize(tx, rt, k, 2 * rt.cur.groups * kGroup);
+    start_resize(tx, rt, k, rt.cur.groups * 2);
   store_root(tx, root, rt);
   return true;
 }
@@ -159,7 +166,7 @@ void map_reserve(write_txn& tx, std::uint64_t root, map_shape s, std::uint64_t n
   map_root rt = write_prologue(tx, root, k);
   if (n > fmt::kMaxGroups * kGroup / 8 * 7)
     throw error(errc::invalid_argument, tx.path(), "cannot reserve " + std::to_string(n) + " entries");
-  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, n);
+  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, groups_for(n));
   store_root(tx, root, rt);
 }
 

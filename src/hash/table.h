@@ -13,10 +13,13 @@
 #include <emmintrin.h>
 #endif
 
+// XXH3 inlined: hashing an 8-byte key is a few instructions, not a call.
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
 #include "file/format.h"
 #include "keel/error.h"
 #include "keel/txn.h"
-#include "util/checksum.h"
 
 namespace keel::hash {
 
@@ -32,17 +35,20 @@ inline constexpr std::uint64_t kLongProbe = 32;  // groups; a longer probe start
 // Sizes derived from the key and value sizes.
 struct geom {
   std::uint32_t ks, vs, slot, spp;  // key, value, slot bytes; slots per page
+  std::uint64_t spp_inv;            // 2^64 / spp rounded up: i / spp = (i * spp_inv) >> 64 for 32-bit i
   geom(std::uint32_t key_size, std::uint32_t value_size)
       : ks(key_size),
         vs(value_size),
         slot(static_cast<std::uint32_t>(fmt::align_up(std::max<std::uint64_t>(ks + vs, 8), 8))),
-        spp(static_cast<std::uint32_t>(kPage / slot)) {}
+        spp(static_cast<std::uint32_t>(kPage / slot)),
+        spp_inv(UINT64_MAX / spp + 1) {}
   std::uint64_t slot_bytes(std::uint64_t groups) const {
     return (groups * kGroup + spp - 1) / spp * kPage;
   }
   std::uint64_t slot_off(const map_table& t, std::uint64_t idx) const {
     const auto i = static_cast<std::uint32_t>(idx);  // < 2^32: groups <= 2^28
-    return t.slots + static_cast<std::uint64_t>(i / spp) * kPage + static_cast<std::uint64_t>(i % spp) * slot;
+    const auto q = static_cast<std::uint64_t>((static_cast<unsigned __int128>(spp_inv) * i) >> 64);
+    return t.slots + q * kPage + (i - q * spp) * slot;
   }
 };
 
@@ -141,6 +147,7 @@ inline void store_root(write_txn& tx, std::uint64_t root, const map_root& rt) {
   std::memcpy(tx.mut_bytes(root, sizeof rt), &rt, sizeof rt);
 }
 
+// Groups that hold `entries` below the 7/8 load limit.
 inline std::uint64_t groups_for(std::uint64_t entries) {
   const std::uint64_t slots = entries * 8 / 7 + 1;
   std::uint64_t groups = std::bit_ceil(std::max<std::uint64_t>(1, (slots + kGroup - 1) / kGroup));
@@ -216,17 +223,29 @@ void migrate(write_txn& tx, map_root& rt, const P& pol, std::uint64_t max_groups
   }
 }
 
-// Replaces the current table by one sized for `entries`; the old one is
+// Replaces the current table by one of `groups` groups; the old one is
 // moved incrementally by later writes.
 template <class P>
-void start_resize(write_txn& tx, map_root& rt, const P& pol, std::uint64_t entries) {
+void start_resize(write_txn& tx, map_root& rt, const P& pol, std::uint64_t groups) {
   const geom& g = pol.g;
   migrate(tx, rt, pol, UINT64_MAX);  // a running resize finishes first (rare: see FORMAT.md)
-  map_table t = new_table(tx, g, groups_for(entries));
+  map_table t = new_table(tx, g, groups);
   rt.old = rt.cur;
   rt.cur = t;
   rt.migrate = 0;
   if (rt.size == 0 || rt.old.used == 0) free_table(tx, g, rt.old);
+}
+
+// Makes room for one more entry in the current table: twice the groups when
+// live entries are most of what is used, the same number when most used
+// slots are deleted ones (a rehash that drops them).
+template <class P>
+void make_room(write_txn& tx, map_root& rt, const P& pol) {
+  if ((rt.cur.used + 1) * 8 <= rt.cur.groups * kGroup * 7) return;
+  const bool mostly_live = (rt.size + 1) * 2 > rt.cur.used;
+  if (mostly_live && rt.cur.groups >= fmt::kMaxGroups)
+    throw error(errc::full, tx.path(), "hash map reached its maximum of 2^32 slots");
+  start_resize(tx, rt, pol, mostly_live ? rt.cur.groups * 2 : rt.cur.groups);
 }
 
 template <class P>

@@ -16,6 +16,7 @@
 
 #include "file/format.h"
 #include "keel/store.h"
+#include "txn/page_index.h"
 #include "txn/redo_log.h"
 
 namespace keel {
@@ -62,6 +63,8 @@ struct store::impl {
   std::unordered_map<std::uint64_t, std::uint64_t> journaled;
   std::chrono::steady_clock::time_point last_ckpt;
   std::vector<std::byte> rec_buf, jrn_buf;
+  std::vector<txn_page*> dirty_buf;      // reused by every commit
+  std::vector<redo::range> range_buf;
   std::vector<std::unique_ptr<txn_page>> page_pool;
 
   // ---- durability state (guarded by sync_mu) ----
@@ -124,7 +127,7 @@ struct write_txn::impl {
   std::unique_lock<std::mutex> lock;
   std::uint64_t committed_cursor = 0;  // cursor when the transaction began
   std::uint64_t cursor = 0;            // including this transaction's allocations
-  std::unordered_map<std::uint64_t, txn_page*> pages;
+  page_index pages;
   txn_page* last = nullptr;
   // Byte ranges written (or zeroed) in fresh space (at or past
   // committed_cursor), which goes straight to the mapping: nothing committed

@@ -47,9 +47,9 @@ const std::byte* write_txn::impl::ro(std::uint64_t off, std::size_t len) {
   const std::uint64_t page = off & ~(kPage - 1);
   txn_page* p = last;
   if (!p || p->off != page) {
-    auto it = pages.find(page);
-    if (it == pages.end()) return s.base + off;
-    p = last = it->second;
+    p = pages.find(page);
+    if (!p) return s.base + off;
+    last = p;
   }
   if (len > 0) fill(p, line_mask(off - page, off - page + len));
   return p->data + (off - page);
@@ -57,8 +57,8 @@ const std::byte* write_txn::impl::ro(std::uint64_t off, std::size_t len) {
 
 txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
   if (last && last->off == page) return last;
-  auto [it, fresh_entry] = pages.try_emplace(page, nullptr);
-  if (fresh_entry) {
+  txn_page*& slot = pages[page];
+  if (!slot) {
     std::unique_ptr<txn_page> p;
     if (!s.page_pool.empty()) {
       p = std::move(s.page_pool.back());
@@ -68,9 +68,9 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
     }
     p->off = page;
     p->valid = p->dirty = 0;
-    it->second = p.release();
+    slot = p.release();
   }
-  return last = it->second;
+  return last = slot;
 }
 
 static void note_extent(std::vector<write_txn::impl::extent>& v, std::uint64_t lo, std::uint64_t hi) {
@@ -114,7 +114,7 @@ void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
 }
 
 void write_txn::impl::release() noexcept {
-  for (auto& [off, p] : pages) s.page_pool.emplace_back(p);
+  pages.for_each([&](std::uint64_t, txn_page* p) { s.page_pool.emplace_back(p); });
   pages.clear();
   fresh.clear();
   fresh_zero.clear();
@@ -125,18 +125,19 @@ void write_txn::impl::release() noexcept {
 
 std::uint64_t write_txn::impl::commit() {
   s.check_usable();
-  std::vector<txn_page*> dirty;
-  for (auto& [off, p] : pages)
+  std::vector<txn_page*>& dirty = s.dirty_buf;
+  dirty.clear();
+  pages.for_each([&](std::uint64_t, txn_page* p) {
     if (p->dirty != 0) dirty.push_back(p);
+  });
   if (dirty.empty() && cursor == committed_cursor) {
     release();
     return 0;
   }
   const std::uint64_t lsn = s.last_lsn + 1;
   set64(KEEL_META(commits), lsn);
-  txn_page* meta_page = pages.at(fmt::kMetaOffset);
+  txn_page* meta_page = pages.find(fmt::kMetaOffset);
   if (std::find(dirty.begin(), dirty.end(), meta_page) == dirty.end()) dirty.push_back(meta_page);
-  std::sort(dirty.begin(), dirty.end(), [](auto* a, auto* b) { return a->off < b->off; });
 
   try {
     // 1. Before-images of the checkpoint's lines, durable before the mapping changes.
@@ -161,8 +162,8 @@ std::uint64_t write_txn::impl::commit() {
     // 2. The redo record: zeroed fresh space, changed line runs of committed
     // pages, then what was written in fresh space (read from the mapping at
     // commit, so a range always carries its final bytes).
-    std::vector<redo::range> ranges;
-    ranges.reserve(fresh_zero.size() + dirty.size() + fresh.size());
+    std::vector<redo::range>& ranges = s.range_buf;
+    ranges.clear();
     constexpr std::uint64_t kChunk = 1u << 20;
     auto add_extents = [&](std::vector<extent>& v, bool zero) {
       std::sort(v.begin(), v.end(), [](const extent& a, const extent& b) { return a.lo < b.lo; });
