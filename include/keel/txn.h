@@ -124,6 +124,8 @@ class write_txn {
   std::uint64_t commit();
   void abort() noexcept;
   const std::string& path() const;
+  // End of the allocated arena, including this transaction's allocations.
+  std::uint64_t limit() const;
 
   struct impl;
 

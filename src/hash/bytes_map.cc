@@ -93,7 +93,7 @@ std::string value_of(R& r, const byte_keys& k, std::uint64_t e) {
 template <class R>
 std::optional<std::string> get_impl(R& r, std::uint64_t root, std::string_view key) {
   const byte_keys k;
-  const map_root rt = load_root(r, root, 0, 0);
+  const map_root rt = load_root(r, root, 0, 0, byte_keys().g);
   const location at = locate(r, rt, k, key, k.hash(key, rt.seed));
   if (at.table < 0) return std::nullopt;
   return value_of(r, k, k.entry_at(r, at.table == 0 ? rt.cur : rt.old, static_cast<std::uint64_t>(at.idx)));
@@ -151,11 +151,11 @@ bool put_impl(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
     return false;
   }
   make_room(tx, rt, k);
+  store_root(tx, root, rt);  // a resize is recorded before write_entry can fail
   const std::uint64_t slot[2] = {h, write_entry(tx, key, value)};
   const std::uint64_t probe = place(tx, rt.cur, k.g, slot, nullptr, h);
   ++rt.size;
-  if (probe > kLongProbe && rt.old.groups == 0 && rt.cur.groups < fmt::kMaxGroups)
-    start_resize(tx, rt, k, rt.cur.groups * 2);
+  grow_after_long_probe(tx, rt, k, probe);
   store_root(tx, root, rt);
   return true;
 }
@@ -165,7 +165,7 @@ std::uint64_t find_root(R& r, std::string_view name) {
   const auto e = r.find(name);
   if (!e) throw error(errc::invalid_argument, r.path(), "no bytes map named '" + std::string(name) + "'");
   check_entry(*e, r.path(), name, kind::bytes_hash_map, type_desc::bytes(), type_desc::bytes());
-  load_root(r, e->root, 0, 0);
+  load_root(r, e->root, 0, 0, byte_keys().g);
   return e->root;
 }
 
@@ -183,7 +183,7 @@ bytes_map bytes_map::open(store& db, std::string_view name) {
 bytes_map bytes_map::open(store& db, write_txn& tx, std::string_view name) {
   const catalog_entry e = tx.open_root(name, kind::bytes_hash_map, type_desc::bytes(), type_desc::bytes());
   if (e.root != 0) {
-    load_root(tx, e.root, 0, 0);
+    load_root(tx, e.root, 0, 0, byte_keys().g);
     return bytes_map(db, e.root);
   }
   const std::uint64_t root = new_map_root(tx, 0, 0, byte_keys().g);
@@ -201,11 +201,11 @@ std::uint64_t bytes_map::size() const {
 std::optional<std::string> bytes_map::get(const read_view& v, std::string_view key) const {
   return get_impl(v, root_, key);
 }
-std::uint64_t bytes_map::size(const read_view& v) const { return load_root(v, root_, 0, 0).size; }
+std::uint64_t bytes_map::size(const read_view& v) const { return load_root(v, root_, 0, 0, byte_keys().g).size; }
 std::optional<std::string> bytes_map::get(write_txn& tx, std::string_view key) const {
   return get_impl(tx, root_, key);
 }
-std::uint64_t bytes_map::size(write_txn& tx) const { return load_root(tx, root_, 0, 0).size; }
+std::uint64_t bytes_map::size(write_txn& tx) const { return load_root(tx, root_, 0, 0, byte_keys().g).size; }
 
 bool bytes_map::insert(write_txn& tx, std::string_view key, std::string_view value) {
   return put_impl(tx, root_, key, value, false);
@@ -231,7 +231,7 @@ bool bytes_map::erase(write_txn& tx, std::string_view key) {
 
 void bytes_map::clear(write_txn& tx) {
   const byte_keys k;
-  map_root rt = load_root(tx, root_, 0, 0);
+  map_root rt = load_root(tx, root_, 0, 0, byte_keys().g);
   std::vector<std::uint64_t> entries;
   every(tx, rt, [&](const map_table& t, std::uint64_t idx) {
     entries.push_back(k.entry_at(tx, t, idx));
@@ -248,9 +248,9 @@ void bytes_map::clear(write_txn& tx) {
 
 void bytes_map::reserve(write_txn& tx, std::uint64_t n) {
   const byte_keys k;
-  map_root rt = write_prologue(tx, root_, k);
   if (n > fmt::kMaxGroups * kGroup / 8 * 7)
     throw error(errc::invalid_argument, tx.path(), "cannot reserve " + std::to_string(n) + " entries");
+  map_root rt = write_prologue(tx, root_, k);
   if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, groups_for(n));
   store_root(tx, root_, rt);
 }
@@ -258,7 +258,7 @@ void bytes_map::reserve(write_txn& tx, std::uint64_t n) {
 void bytes_map::for_each_impl(visitor f, void* ctx) const {
   const byte_keys k;
   const std::uint64_t groups = db_->read([&](const read_view& v) {
-    const map_root rt = load_root(v, root_, 0, 0);
+    const map_root rt = load_root(v, root_, 0, 0, byte_keys().g);
     return std::max(rt.cur.groups, rt.old.groups);
   });
   const int bits = slice_bits(groups);
@@ -266,7 +266,7 @@ void bytes_map::for_each_impl(visitor f, void* ctx) const {
   for (std::uint64_t i = 0; i < (1ull << bits); ++i) {
     db_->read([&](const read_view& v) {
       buf.clear();
-      const map_root rt = load_root(v, root_, 0, 0);
+      const map_root rt = load_root(v, root_, 0, 0, byte_keys().g);
       slice(v, rt, k, slice_lo(bits, i), slice_hi(bits, i), [&](const map_table& t, std::uint64_t idx) {
         const std::uint64_t e = k.entry_at(v, t, idx);
         buf.emplace_back(key_of(v, k, e), value_of(v, k, e));
@@ -279,7 +279,7 @@ void bytes_map::for_each_impl(visitor f, void* ctx) const {
 
 void bytes_map::for_each_impl(write_txn& tx, visitor f, void* ctx) const {
   const byte_keys k;
-  const map_root rt = load_root(tx, root_, 0, 0);
+  const map_root rt = load_root(tx, root_, 0, 0, byte_keys().g);
   every(tx, rt, [&](const map_table& t, std::uint64_t idx) {
     const std::uint64_t e = k.entry_at(tx, t, idx);
     return f(ctx, key_of(tx, k, e), value_of(tx, k, e));

@@ -50,7 +50,7 @@ struct fixed_keys {
 
 template <class R>
 map_root root_of(R& r, std::uint64_t root, const fixed_keys& k) {
-  return load_root(r, root, k.root_ks, k.root_vs);
+  return load_root(r, root, k.root_ks, k.root_vs, k.g);
 }
 
 template <class R>
@@ -123,8 +123,7 @@ bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, co
   make_room(tx, rt, k);
   const std::uint64_t probe = place(tx, rt.cur, k.g, key, value, h);
   ++rt.size;
-  if (probe > kLongProbe && rt.old.groups == 0 && rt.cur.groups < fmt::kMaxGroups)
-    start_resize(tx, rt, k, rt.cur.groups * 2);
+  grow_after_long_probe(tx, rt, k, probe);
   store_root(tx, root, rt);
   return true;
 }
@@ -163,9 +162,9 @@ void map_clear(write_txn& tx, std::uint64_t root, map_shape s) {
 
 void map_reserve(write_txn& tx, std::uint64_t root, map_shape s, std::uint64_t n) {
   const fixed_keys k(s);
-  map_root rt = write_prologue(tx, root, k);
   if (n > fmt::kMaxGroups * kGroup / 8 * 7)
     throw error(errc::invalid_argument, tx.path(), "cannot reserve " + std::to_string(n) + " entries");
+  map_root rt = write_prologue(tx, root, k);
   if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, groups_for(n));
   store_root(tx, root, rt);
 }

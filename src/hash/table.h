@@ -35,19 +35,19 @@ inline constexpr std::uint64_t kLongProbe = 32;  // groups; a longer probe start
 // Sizes derived from the key and value sizes.
 struct geom {
   std::uint32_t ks, vs, slot, spp;  // key, value, slot bytes; slots per page
-  std::uint64_t spp_inv;            // 2^64 / spp rounded up: i / spp = (i * spp_inv) >> 64 for 32-bit i
+  std::uint64_t spp_inv;            // 2^64 / spp rounded up (spp > 1): i / spp = (i * spp_inv) >> 64 for 32-bit i
   geom(std::uint32_t key_size, std::uint32_t value_size)
       : ks(key_size),
         vs(value_size),
         slot(static_cast<std::uint32_t>(fmt::align_up(std::max<std::uint64_t>(ks + vs, 8), 8))),
         spp(static_cast<std::uint32_t>(kPage / slot)),
-        spp_inv(UINT64_MAX / spp + 1) {}
+        spp_inv(spp > 1 ? UINT64_MAX / spp + 1 : 0) {}
   std::uint64_t slot_bytes(std::uint64_t groups) const {
     return (groups * kGroup + spp - 1) / spp * kPage;
   }
   std::uint64_t slot_off(const map_table& t, std::uint64_t idx) const {
     const auto i = static_cast<std::uint32_t>(idx);  // < 2^32: groups <= 2^28
-    const auto q = static_cast<std::uint64_t>((static_cast<unsigned __int128>(spp_inv) * i) >> 64);
+    const auto q = spp == 1 ? i : static_cast<std::uint64_t>((static_cast<unsigned __int128>(spp_inv) * i) >> 64);
     return t.slots + q * kPage + (i - q * spp) * slot;
   }
 };
@@ -87,15 +87,22 @@ inline std::uint32_t match_full(const std::byte* c) { return ~match_free(c) & 0x
   throw error(errc::corrupt, path, "hash map at " + std::to_string(root) + ": " + what);
 }
 
-inline bool table_ok(const map_table& t) {
-  return t.groups >= 1 && t.groups <= fmt::kMaxGroups && std::has_single_bit(t.groups) && t.ctrl != 0 &&
-         t.slots != 0 && t.max_probe < t.groups && t.used <= t.groups * kGroup;
+// A table descriptor read from the file: sane numbers, and both blocks
+// inside the allocated arena [arena, limit).
+inline bool table_ok(const map_table& t, const geom& g, std::uint64_t limit) {
+  if (t.groups < 1 || t.groups > fmt::kMaxGroups || !std::has_single_bit(t.groups) || t.max_probe >= t.groups ||
+      t.used > t.groups * kGroup)
+    return false;
+  const std::uint64_t ctrl_len = t.groups * kGroup, slot_len = g.slot_bytes(t.groups);
+  return t.ctrl >= fmt::kArenaOffset && t.ctrl <= limit && ctrl_len <= limit - t.ctrl && t.slots >= fmt::kArenaOffset &&
+         t.slots % kPage == 0 && t.slots <= limit && slot_len <= limit - t.slots;
 }
 
 // Reads and checks the root block. R: read_view or write_txn. key_size and
-// value_size are what the root must record (0, 0 for a byte-string map).
+// value_size are what the root must record (0, 0 for a byte-string map); g
+// is the slot geometry.
 template <class R>
-map_root load_root(R& r, std::uint64_t root, std::uint32_t key_size, std::uint32_t value_size) {
+map_root load_root(R& r, std::uint64_t root, std::uint32_t key_size, std::uint32_t value_size, const geom& g) {
   map_root rt;
   std::memcpy(&rt, r.bytes(root, sizeof rt), sizeof rt);
   if (std::memcmp(rt.magic, fmt::kMapMagic, 8) != 0) bad(r.path(), root, "no hash map magic");
@@ -103,8 +110,8 @@ map_root load_root(R& r, std::uint64_t root, std::uint32_t key_size, std::uint32
     bad(r.path(), root,
         "holds " + std::to_string(rt.key_size) + "/" + std::to_string(rt.value_size) + "-byte keys/values, not " +
             std::to_string(key_size) + "/" + std::to_string(value_size));
-  if (!table_ok(rt.cur)) bad(r.path(), root, "current table descriptor is invalid");
-  if (rt.old.groups != 0 && (!table_ok(rt.old) || rt.migrate >= rt.old.groups))
+  if (!table_ok(rt.cur, g, r.limit())) bad(r.path(), root, "current table descriptor is invalid");
+  if (rt.old.groups != 0 && (!table_ok(rt.old, g, r.limit()) || rt.migrate >= rt.old.groups))
     bad(r.path(), root, "resize state is invalid");
   return rt;
 }
@@ -154,12 +161,18 @@ inline std::uint64_t groups_for(std::uint64_t entries) {
   return std::min(groups, fmt::kMaxGroups);
 }
 
+// Allocates a table (both blocks or neither: errc::full leaves nothing behind).
 inline map_table new_table(write_txn& tx, const geom& g, std::uint64_t groups) {
   map_table t{};
   t.groups = groups;
   t.ctrl = tx.alloc(groups * kGroup);
+  try {
+    t.slots = tx.alloc(g.slot_bytes(groups));
+  } catch (...) {
+    tx.free(t.ctrl, groups * kGroup);
+    throw;
+  }
   tx.zero(t.ctrl, groups * kGroup);  // all empty; logged as one zero range when fresh
-  t.slots = tx.alloc(g.slot_bytes(groups));
   return t;
 }
 
@@ -224,12 +237,13 @@ void migrate(write_txn& tx, map_root& rt, const P& pol, std::uint64_t max_groups
 }
 
 // Replaces the current table by one of `groups` groups; the old one is
-// moved incrementally by later writes.
+// moved incrementally by later writes. The new table is allocated before
+// anything changes, so errc::full leaves the map as it was.
 template <class P>
 void start_resize(write_txn& tx, map_root& rt, const P& pol, std::uint64_t groups) {
   const geom& g = pol.g;
-  migrate(tx, rt, pol, UINT64_MAX);  // a running resize finishes first (rare: see FORMAT.md)
   map_table t = new_table(tx, g, groups);
+  migrate(tx, rt, pol, UINT64_MAX);  // a running resize finishes first (rare: see FORMAT.md)
   rt.old = rt.cur;
   rt.cur = t;
   rt.migrate = 0;
@@ -248,11 +262,28 @@ void make_room(write_txn& tx, map_root& rt, const P& pol) {
   start_resize(tx, rt, pol, mostly_live ? rt.cur.groups * 2 : rt.cur.groups);
 }
 
+// Every write starts here: it moves a few old groups and records that at
+// once, so an exception later in the operation (errc::full, a rejected
+// argument) leaves a consistent map in the still-open transaction.
 template <class P>
 map_root write_prologue(write_txn& tx, std::uint64_t root, const P& pol) {
-  map_root rt = load_root(tx, root, pol.root_ks, pol.root_vs);
-  migrate(tx, rt, pol, kMigrateGroups);
+  map_root rt = load_root(tx, root, pol.root_ks, pol.root_vs, pol.g);
+  if (rt.old.groups != 0) {
+    migrate(tx, rt, pol, kMigrateGroups);
+    store_root(tx, root, rt);
+  }
   return rt;
+}
+
+// Growth after a long probe is an optimisation: a full store just skips it.
+template <class P>
+void grow_after_long_probe(write_txn& tx, map_root& rt, const P& pol, std::uint64_t probe) {
+  if (probe <= kLongProbe || rt.old.groups != 0 || rt.cur.groups >= fmt::kMaxGroups) return;
+  try {
+    start_resize(tx, rt, pol, rt.cur.groups * 2);
+  } catch (const error& e) {
+    if (e.code() != errc::full) throw;
+  }
 }
 
 inline void check_entry(const catalog_entry& e, const std::string& path, std::string_view name, kind k,

@@ -295,6 +295,7 @@ void write_txn::free(std::uint64_t off, std::size_t n) { allocator::release(live
 std::uint64_t write_txn::commit() { return live_txn(p_).commit(); }
 
 const std::string& write_txn::path() const { return live_txn(p_).s.path; }
+std::uint64_t write_txn::limit() const { return live_txn(p_).cursor; }
 
 void write_txn::abort() noexcept {
   if (p_ && p_->active) p_->release();
