@@ -22,6 +22,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "keel/detail/map_probe.h"
 #include "keel/store.h"
 #include "keel/txn.h"
 
@@ -98,7 +99,7 @@ class hash_map {
   // Inside a caller's read section: several lookups from one view.
   std::optional<V> get(const read_view& v, const K& key) const {
     V out;
-    if (!detail::map_get(v, root_, shape(), &key, &out)) return std::nullopt;
+    if (!detail::map_probe(v, root_, key, out)) return std::nullopt;
     return out;
   }
   bool contains(const read_view& v, const K& key) const { return get(v, key).has_value(); }

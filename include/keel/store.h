@@ -1,6 +1,7 @@
 // keel::store: one memory-mapped store file shared by the processes of a host.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -119,9 +120,45 @@ class store {
     unsigned spins = 0;
   };
   explicit store(std::unique_ptr<impl> p);
-  void read_begin(read_attempt& a) const;
-  bool read_end(read_attempt& a) const noexcept;
+  // The common case inline: an even seqlock and a cursor inside the known
+  // file size. Everything else (a commit applying, a dead writer, growth,
+  // a closed store) goes to read_begin_slow.
+  void read_begin(read_attempt& a) const {
+    if (closed_) [[unlikely]] {  // the mapping is gone: never touch it
+      read_begin_slow(a);
+      return;
+    }
+    const std::uint64_t v = std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_acquire);
+    const std::uint64_t cursor = std::atomic_ref<std::uint64_t>(*cursor_).load(std::memory_order_relaxed);
+    if ((v & 1) != 0 || cursor > known_size_->load(std::memory_order_relaxed)) [[unlikely]] {
+      read_begin_slow(a);
+      return;
+    }
+    a.version = v;
+    a.view.base_ = base_;
+    a.view.lo_ = kArena;
+    a.view.hi_ = cursor;
+    a.view.path_ = path_;
+  }
+  bool read_end(read_attempt& a) const noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    if (std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_relaxed) == a.version) [[likely]]
+      return true;
+    note_retry(a);
+    return false;
+  }
+  void read_begin_slow(read_attempt& a) const;
+  void note_retry(read_attempt& a) const noexcept;
+
+  static constexpr std::uint64_t kArena = 4 * 4096;  // = fmt::kArenaOffset (checked in store.cc)
   std::unique_ptr<impl> p_;
+  // Inline read path: pointers into the mapping and the impl, set at open.
+  const std::byte* base_ = nullptr;
+  std::uint64_t* seq_ = nullptr;
+  std::uint64_t* cursor_ = nullptr;
+  const std::atomic<std::uint64_t>* known_size_ = nullptr;
+  const std::string* path_ = nullptr;
+  bool closed_ = false;  // close() was called: reads throw (REQUIRES: not concurrent with close)
 };
 
 }  // namespace keel

@@ -73,7 +73,21 @@ std::uint64_t find_root(R& r, std::string_view name, map_shape shape, type_desc 
   return e->root;
 }
 
+// The inline probe (keel/detail/map_probe.h) reads the root through this
+// mirror of the format's struct.
+static_assert(sizeof(map_root_bytes) == sizeof(map_root) && offsetof(map_root_bytes, seed) == offsetof(map_root, seed) &&
+              offsetof(map_root_bytes, cur) == offsetof(map_root, cur) &&
+              offsetof(map_root_bytes, old) == offsetof(map_root, old) &&
+              offsetof(map_root_bytes, migrate) == offsetof(map_root, migrate) &&
+              sizeof(map_table_bytes) == sizeof(map_table));
+static_assert(map_layout<8, 32>::slot == 40 && map_layout<1, 1>::slot == 8 && map_layout<8, 3000>::spp == 1);
+
 }  // namespace
+
+void map_root_corrupt(const read_view& v, std::uint64_t root, std::uint32_t key_size, std::uint32_t value_size) {
+  load_root(v, root, key_size, value_size, geom(key_size, value_size));
+  throw error(errc::corrupt, v.path(), "hash map at " + std::to_string(root) + ": root block is invalid");
+}
 
 std::uint64_t map_open(write_txn& tx, std::string_view name, map_shape shape, type_desc key, type_desc value) {
   const catalog_entry e = tx.open_root(name, kind::hash_map, key, value);

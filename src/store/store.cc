@@ -350,7 +350,14 @@ std::unique_ptr<store> store::open(const std::string& path, const options& opts)
   return std::unique_ptr<store>(new store(std::move(p)));
 }
 
-store::store(std::unique_ptr<impl> p) : p_(std::move(p)) {}
+store::store(std::unique_ptr<impl> p) : p_(std::move(p)) {
+  static_assert(kArena == fmt::kArenaOffset);
+  base_ = p_->base;
+  seq_ = &p_->ctrl()->seqlock;
+  cursor_ = &p_->meta()->cursor;
+  known_size_ = &p_->known_size;
+  path_ = &p_->path;
+}
 
 store::~store() {
   try {
@@ -372,6 +379,7 @@ void store::close() {
     }
   }
   s.closed = true;
+  closed_ = true;
   s.release_resources();
   if (failure) std::rethrow_exception(failure);
 }
@@ -408,9 +416,10 @@ bool store::writable() const noexcept { return p_->writable; }
 
 // ---------------------------------------------------------------- readers
 
-void store::read_begin(read_attempt& a) const {
+
+void store::read_begin_slow(read_attempt& a) const {
   const impl& s = *p_;
-  if (s.closed) throw error(errc::invalid_argument, s.path, "store is closed");
+  if (closed_ || s.closed) throw error(errc::invalid_argument, s.path, "store is closed");
   auto q = s.seq();
   for (;;) {
     const std::uint64_t v = q.load(std::memory_order_acquire);
@@ -445,12 +454,9 @@ void store::read_begin(read_attempt& a) const {
   a.view.path_ = &s.path;
 }
 
-bool store::read_end(read_attempt& a) const noexcept {
-  std::atomic_thread_fence(std::memory_order_acquire);
-  if (p_->seq().load(std::memory_order_relaxed) == a.version) return true;
+void store::note_retry(read_attempt& a) const noexcept {
   if (a.deadline_ns == 0)
     a.deadline_ns = now_ns() + static_cast<std::uint64_t>(p_->opt.read_timeout.count()) * 1000000;
-  return false;
 }
 
 store_info store::info() const {
