@@ -126,6 +126,7 @@ void space_row(const std::string& sys, double bytes, std::uint64_t raw, const st
 // Figures kept for the summary (0 = not measured).
 struct figures {
   double insert_per_s = 0, hit_ns = 0, miss_ns = 0;
+  double many_hit_ns = 0;  // keel: get_many, per key
 };
 
 // ---- lookups: `lookup(keys, count, sum)` looks up count keys, adds one
@@ -257,6 +258,21 @@ figures bench_keel(const workload& w, const std::string& dir) {
     };
     get_row("keel (batched read section, 16)", "get hit", time_gets(w, w.hits, true, sys, batched));
     get_row("keel (batched read section, 16)", "get miss", time_gets(w, w.miss, false, sys, batched));
+
+    std::vector<std::optional<val32>> many_out(256);
+    auto many = [&](const std::uint64_t* q, std::size_t n, std::uint64_t& sum) {
+      std::uint64_t found = 0;
+      for (std::size_t i = 0; i < n; i += 256) {
+        const std::size_t k = std::min<std::size_t>(256, n - i);
+        found += map.get_many(std::span<const std::uint64_t>(q + i, k), std::span(many_out.data(), k));
+        for (std::size_t j = 0; j < k; ++j)
+          if (many_out[j]) sum += many_out[j]->c;
+      }
+      return found;
+    };
+    f.many_hit_ns = time_gets(w, w.hits, true, sys, many);
+    get_row("keel get_many (256 per call)", "get hit", f.many_hit_ns);
+    get_row("keel get_many (256 per call)", "get miss", time_gets(w, w.miss, false, sys, many));
 
     const keel::store_info in2 = db->info();
     space_row("keel", double(in2.file_size), w.raw_bytes(),
@@ -570,6 +586,9 @@ int main(int argc, char** argv) {
   check("get hit  Boost.Interprocess / keel", boost.hit_ns, keel.hit_ns, [](double r) { return r >= 1.7; }, ">= 1.7x");
   check("inserts  keel / LMDB", keel.insert_per_s, lmdb.insert_per_s, [](double r) { return r >= 2.0; }, ">= 2x");
   check("inserts  keel / Boost.Interprocess", keel.insert_per_s, boost.insert_per_s, [](double r) { return r > 1.0; }, "> 1x");
+  if (keel.many_hit_ns > 0 && absl.hit_ns > 0 && lmdb.hit_ns > 0 && boost.hit_ns > 0)
+    fmt::print("(get_many per key, batched lookups: keel/absl {:.2f}x, LMDB/keel {:.2f}x, Boost/keel {:.2f}x)\n",
+               keel.many_hit_ns / absl.hit_ns, lmdb.hit_ns / keel.many_hit_ns, boost.hit_ns / keel.many_hit_ns);
   if (keel.miss_ns > 0 && absl.miss_ns > 0 && lmdb.miss_ns > 0 && boost.miss_ns > 0)
     fmt::print("(get miss, for reference: keel/absl {:.2f}x, LMDB/keel {:.2f}x, Boost/keel {:.2f}x)\n",
                keel.miss_ns / absl.miss_ns, lmdb.miss_ns / keel.miss_ns, boost.miss_ns / keel.miss_ns);

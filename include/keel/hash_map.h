@@ -18,7 +18,9 @@
 
 #include <cstdint>
 #include <cstring>
+#include <algorithm>
 #include <optional>
+#include <span>
 #include <string_view>
 #include <type_traits>
 
@@ -93,6 +95,21 @@ class hash_map {
     return db_->read([&](const read_view& v) { return get(v, key); });
   }
   bool contains(const K& key) const { return get(key).has_value(); }
+  // Looks up keys[i] into out[i] (nullopt when absent) with the cache misses
+  // of many lookups overlapped; returns how many were found. Each run of up
+  // to 256 keys is one consistent read. REQUIRES: out.size() >= keys.size().
+  std::size_t get_many(std::span<const K> keys, std::span<std::optional<V>> out) const {
+    if (out.size() < keys.size())
+      throw error(errc::invalid_argument, db_->path(), "get_many: output span shorter than the key span");
+    std::size_t found = 0;
+    for (std::size_t at = 0; at < keys.size(); at += 256) {
+      const std::size_t n = std::min<std::size_t>(256, keys.size() - at);
+      found += db_->read([&](const read_view& v) {
+        return detail::map_probe_many<K, V>(v, root_, keys.data() + at, out.data() + at, n);
+      });
+    }
+    return found;
+  }
   std::uint64_t size() const {
     return db_->read([&](const read_view& v) { return size(v); });
   }

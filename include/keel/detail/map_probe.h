@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <optional>
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -96,6 +97,70 @@ inline std::uint64_t load64(const std::byte* p) noexcept {
 
 inline map_table_bytes load_table(const std::byte* p) noexcept {
   return {load64(p), load64(p + 8), load64(p + 16), 0, load64(p + 32)};
+}
+
+// The root's tables, checked enough for probing (power-of-two groups, bounded
+// probes); everything else is checked by v.bytes() on each access.
+struct map_probe_state {
+  std::uint64_t seed;
+  map_table_bytes cur, old;
+  std::uint64_t migrate;
+};
+
+template <class K, class V>
+map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
+  constexpr std::uint64_t kMagic = 0x50414d484c45454bull;  // "KEELHMAP"
+  constexpr std::uint64_t kSizes = (std::uint64_t{sizeof(V)} << 32) | sizeof(K);
+  const std::byte* r = v.bytes(root, sizeof(map_root_bytes));
+  map_probe_state s{load64(r + offsetof(map_root_bytes, seed)), load_table(r + offsetof(map_root_bytes, cur)),
+                    load_table(r + offsetof(map_root_bytes, old)), load64(r + offsetof(map_root_bytes, migrate))};
+  if (load64(r) != kMagic || load64(r + 8) != kSizes || !table_quick_ok(s.cur) ||
+      (s.old.groups != 0 && (!table_quick_ok(s.old) || s.migrate >= s.old.groups))) [[unlikely]]
+    map_root_corrupt(v, root, sizeof(K), sizeof(V));
+  return s;
+}
+
+// Looks up n keys, several at a time: hashes and prefetches the home control
+// groups of a window of keys, then prefetches each key's first candidate
+// slot, then probes. The cache misses of a window overlap instead of being
+// paid one after another. Returns how many were found.
+template <class K, class V>
+std::size_t map_probe_many(const read_view& v, std::uint64_t root, const K* keys, std::optional<V>* out,
+                           std::size_t n) {
+  using L = map_layout<sizeof(K), sizeof(V)>;
+  constexpr std::size_t kWindow = 16;
+  const map_probe_state s = map_probe_root<K, V>(v, root);
+  const int shift = 64 - std::countr_zero(s.cur.groups);
+  std::size_t found = 0;
+  for (std::size_t at = 0; at < n; at += kWindow) {
+    const std::size_t w = std::min(kWindow, n - at);
+    std::uint64_t h[kWindow], home[kWindow];
+    const std::byte* ctrl[kWindow];
+    for (std::size_t i = 0; i < w; ++i) {
+      h[i] = XXH3_64bits_withSeed(&keys[at + i], sizeof(K), s.seed);
+      home[i] = s.cur.groups == 1 ? 0 : h[i] >> shift;
+      ctrl[i] = v.bytes(s.cur.ctrl + home[i] * 16, 16);
+      __builtin_prefetch(ctrl[i]);
+    }
+    for (std::size_t i = 0; i < w; ++i) {
+      const std::uint32_t m = group_match(ctrl[i], static_cast<std::uint8_t>(0x80 | (h[i] & 0x7f)));
+      if (m != 0) {
+        const std::uint64_t idx = home[i] * 16 + static_cast<std::uint64_t>(std::countr_zero(m));
+        __builtin_prefetch(v.bytes(L::slot_off(s.cur.slots, idx), sizeof(K) + sizeof(V)));
+      }
+    }
+    for (std::size_t i = 0; i < w; ++i) {
+      V val;
+      if (map_probe_table(v, s.cur, keys[at + i], h[i], 0, val) ||
+          (s.old.groups != 0 && map_probe_table(v, s.old, keys[at + i], h[i], s.migrate, val))) {
+        out[at + i] = val;
+        ++found;
+      } else {
+        out[at + i].reset();
+      }
+    }
+  }
+  return found;
 }
 
 template <class K, class V>
