@@ -51,11 +51,11 @@ class bytes_map {
   // the whole walk.
   template <class F>
   void for_each(F&& f) const {
-    for_each_impl(&visit<F>, &f);
+    for_each_impl(&visit<std::remove_reference_t<F>>, &f);
   }
   template <class F>
   void for_each(write_txn& tx, F&& f) const {
-    for_each_impl(tx, &visit<F>, &f);
+    for_each_impl(tx, &visit<std::remove_reference_t<F>>, &f);
   }
 
   std::uint64_t root() const noexcept { return root_; }

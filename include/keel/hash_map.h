@@ -166,12 +166,12 @@ class hash_map {
   // from the same thread's transaction.
   template <class F>
   void for_each(F&& f) const {
-    detail::map_for_each(*db_, root_, shape(), &visit<F>, &f);
+    detail::map_for_each(*db_, root_, shape(), &visit<std::remove_reference_t<F>>, &f);
   }
   // Inside a write transaction: its own view, in table order.
   template <class F>
   void for_each(write_txn& tx, F&& f) const {
-    detail::map_for_each(tx, root_, shape(), &visit<F>, &f);
+    detail::map_for_each(tx, root_, shape(), &visit<std::remove_reference_t<F>>, &f);
   }
 
   std::uint64_t root() const noexcept { return root_; }

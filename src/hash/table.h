@@ -126,10 +126,14 @@ std::int64_t find(R& r, const map_table& t, const P& pol, const typename P::key_
   for (std::uint64_t p = 0; p <= t.max_probe; ++p) {
     const std::uint64_t gi = (home + p) & mask;
     const std::byte* c = r.bytes(t.ctrl + gi * kGroup, kGroup);
-    for (std::uint32_t m = match(c, tag); m != 0; m &= m - 1) {
-      const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m));
-      if (pol.same(r, t, idx, key, h)) return gi < dead_below ? -1 : static_cast<std::int64_t>(idx);
-    }
+    // Groups already moved keep their control bytes (probes pass through
+    // them) but their slots are dead: a byte-string entry they point at may
+    // have been freed and reused. Never look at them.
+    if (gi >= dead_below)
+      for (std::uint32_t m = match(c, tag); m != 0; m &= m - 1) {
+        const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m));
+        if (pol.same(r, t, idx, key, h)) return static_cast<std::int64_t>(idx);
+      }
     if (match_empty(c) != 0) return -1;
   }
   return -1;

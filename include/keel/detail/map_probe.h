@@ -59,9 +59,19 @@ inline std::uint32_t group_match(const std::byte* c, std::uint8_t tag) noexcept 
 #endif
 }
 
-inline bool table_quick_ok(const map_table_bytes& t) noexcept {
-  return t.groups != 0 && t.groups <= (std::uint64_t{1} << 28) && (t.groups & (t.groups - 1)) == 0 &&
-         t.max_probe < t.groups;
+// What probing relies on, checked on every lookup: power-of-two groups,
+// bounded probes, and both blocks inside the arena [arena, limit). (A
+// damaged offset inside the arena can still give wrong answers, never a
+// wild read: every access also goes through read_view::bytes.)
+template <std::uint32_t SPP>
+bool table_quick_ok(const map_table_bytes& t, std::uint64_t limit) noexcept {
+  constexpr std::uint64_t kArena = 4 * 4096;
+  if (t.groups == 0 || t.groups > (std::uint64_t{1} << 28) || (t.groups & (t.groups - 1)) != 0 ||
+      t.max_probe >= t.groups)
+    return false;
+  const std::uint64_t ctrl_len = t.groups * 16, slot_len = (t.groups * 16 + SPP - 1) / SPP * 4096;
+  return t.ctrl >= kArena && t.ctrl <= limit && ctrl_len <= limit - t.ctrl && t.slots >= kArena &&
+         t.slots % 4096 == 0 && t.slots <= limit && slot_len <= limit - t.slots;
 }
 
 // Looks key up in one table; matches in groups below dead_below were moved
@@ -75,15 +85,15 @@ bool map_probe_table(const read_view& v, const map_table_bytes& t, const K& key,
   std::uint64_t gi = t.groups == 1 ? 0 : h >> (64 - std::countr_zero(t.groups));
   for (std::uint64_t p = 0; p <= t.max_probe; ++p, gi = (gi + 1) & mask) {
     const std::byte* c = v.bytes(t.ctrl + gi * 16, 16);
-    for (std::uint32_t m = group_match(c, tag); m != 0; m &= m - 1) {
-      const std::uint64_t idx = gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m));
-      const std::byte* s = v.bytes(L::slot_off(t.slots, idx), sizeof(K) + sizeof(V));
-      if (std::memcmp(s, &key, sizeof(K)) == 0) {
-        if (gi < dead_below) return false;
-        std::memcpy(&out, s + sizeof(K), sizeof(V));
-        return true;
+    if (gi >= dead_below)  // moved groups: probe through, never match
+      for (std::uint32_t m = group_match(c, tag); m != 0; m &= m - 1) {
+        const std::uint64_t idx = gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m));
+        const std::byte* s = v.bytes(L::slot_off(t.slots, idx), sizeof(K) + sizeof(V));
+        if (std::memcmp(s, &key, sizeof(K)) == 0) {
+          std::memcpy(&out, s + sizeof(K), sizeof(V));
+          return true;
+        }
       }
-    }
     if (group_match(c, 0) != 0) return false;  // an empty slot ends the probe
   }
   return false;
@@ -114,8 +124,10 @@ map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
   const std::byte* r = v.bytes(root, sizeof(map_root_bytes));
   map_probe_state s{load64(r + offsetof(map_root_bytes, seed)), load_table(r + offsetof(map_root_bytes, cur)),
                     load_table(r + offsetof(map_root_bytes, old)), load64(r + offsetof(map_root_bytes, migrate))};
-  if (load64(r) != kMagic || load64(r + 8) != kSizes || !table_quick_ok(s.cur) ||
-      (s.old.groups != 0 && (!table_quick_ok(s.old) || s.migrate >= s.old.groups))) [[unlikely]]
+  using L = map_layout<sizeof(K), sizeof(V)>;
+  if (load64(r) != kMagic || load64(r + 8) != kSizes || !table_quick_ok<L::spp>(s.cur, v.limit()) ||
+      (s.old.groups != 0 && (!table_quick_ok<L::spp>(s.old, v.limit()) || s.migrate >= s.old.groups)))
+      [[unlikely]]
     map_root_corrupt(v, root, sizeof(K), sizeof(V));
   return s;
 }
@@ -165,22 +177,10 @@ std::size_t map_probe_many(const read_view& v, std::uint64_t root, const K* keys
 
 template <class K, class V>
 bool map_probe(const read_view& v, std::uint64_t root, const K& key, V& out) {
-  // "KEELHMAP" read as a little-endian word, and the two sizes as one word.
-  constexpr std::uint64_t kMagic = 0x50414d484c45454bull;
-  constexpr std::uint64_t kSizes = (std::uint64_t{sizeof(V)} << 32) | sizeof(K);
-  const std::byte* r = v.bytes(root, sizeof(map_root_bytes));
-  const map_table_bytes cur = load_table(r + offsetof(map_root_bytes, cur));
-  const std::uint64_t old_groups = load64(r + offsetof(map_root_bytes, old) + 16);
-  if (load64(r) != kMagic || load64(r + 8) != kSizes || !table_quick_ok(cur)) [[unlikely]]
-    map_root_corrupt(v, root, sizeof(K), sizeof(V));
-  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), load64(r + offsetof(map_root_bytes, seed)));
-  if (map_probe_table(v, cur, key, h, 0, out)) return true;
-  if (old_groups == 0) return false;
-  const map_table_bytes old = load_table(r + offsetof(map_root_bytes, old));
-  const std::uint64_t migrate = load64(r + offsetof(map_root_bytes, migrate));
-  if (old.groups != old_groups || !table_quick_ok(old) || migrate >= old.groups) [[unlikely]]
-    map_root_corrupt(v, root, sizeof(K), sizeof(V));
-  return map_probe_table(v, old, key, h, migrate, out);
+  const map_probe_state s = map_probe_root<K, V>(v, root);
+  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), s.seed);
+  if (map_probe_table(v, s.cur, key, h, 0, out)) return true;
+  return s.old.groups != 0 && map_probe_table(v, s.old, key, h, s.migrate, out);
 }
 
 }  // namespace keel::detail
