@@ -153,7 +153,7 @@ bool put_impl(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
   make_room(tx, rt, k);
   store_root(tx, root, rt);  // a resize is recorded before write_entry can fail
   const std::uint64_t slot[2] = {h, write_entry(tx, key, value)};
-  const std::uint64_t probe = place(tx, rt.cur, k.g, slot, nullptr, h);
+  const std::uint64_t probe = place(tx, rt.cur, k.g, slot, slot, h);  // no value part: vs = 0
   ++rt.size;
   grow_after_long_probe(tx, rt, k, probe);
   store_root(tx, root, rt);

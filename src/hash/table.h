@@ -47,7 +47,8 @@ struct geom {
   }
   std::uint64_t slot_off(const map_table& t, std::uint64_t idx) const {
     const auto i = static_cast<std::uint32_t>(idx);  // < 2^32: groups <= 2^28
-    const auto q = spp == 1 ? i : static_cast<std::uint64_t>((static_cast<unsigned __int128>(spp_inv) * i) >> 64);
+    __extension__ using u128 = unsigned __int128;  // one 64x64->128 multiply (GCC/Clang)
+    const auto q = spp == 1 ? i : static_cast<std::uint64_t>((static_cast<u128>(spp_inv) * i) >> 64);
     return t.slots + q * kPage + (i - q * spp) * slot;
   }
 };

@@ -128,7 +128,16 @@ struct write_txn::impl {
   std::uint64_t committed_cursor = 0;  // cursor when the transaction began
   std::uint64_t cursor = 0;            // including this transaction's allocations
   page_index pages;
-  txn_page* last = nullptr;
+  // The few pages touched most recently (one map operation alternates
+  // between its root, control and slot pages), checked before the index.
+  txn_page* recent[4] = {};
+  unsigned recent_next = 0;
+  txn_page* cached(std::uint64_t page) const noexcept {
+    for (txn_page* p : recent)
+      if (p && p->off == page) return p;
+    return nullptr;
+  }
+  void remember(txn_page* p) noexcept { recent[recent_next++ & 3] = p; }
   // Byte ranges written (or zeroed) in fresh space (at or past
   // committed_cursor), which goes straight to the mapping: nothing committed
   // refers to it yet.

@@ -45,18 +45,18 @@ const std::byte* write_txn::impl::ro(std::uint64_t off, std::size_t len) {
   check_span(off, len);
   if (off >= committed_cursor) return s.base + off;  // this transaction's own fresh space
   const std::uint64_t page = off & ~(kPage - 1);
-  txn_page* p = last;
-  if (!p || p->off != page) {
+  txn_page* p = cached(page);
+  if (!p) {
     p = pages.find(page);
     if (!p) return s.base + off;
-    last = p;
+    remember(p);
   }
   if (len > 0) fill(p, line_mask(off - page, off - page + len));
   return p->data + (off - page);
 }
 
 txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
-  if (last && last->off == page) return last;
+  if (txn_page* p = cached(page)) return p;
   txn_page*& slot = pages[page];
   if (!slot) {
     std::unique_ptr<txn_page> p;
@@ -70,7 +70,8 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
     p->valid = p->dirty = 0;
     slot = p.release();
   }
-  return last = slot;
+  remember(slot);
+  return slot;
 }
 
 static void note_extent(std::vector<write_txn::impl::extent>& v, std::uint64_t lo, std::uint64_t hi) {
@@ -118,7 +119,7 @@ void write_txn::impl::release() noexcept {
   pages.clear();
   fresh.clear();
   fresh_zero.clear();
-  last = nullptr;
+  for (auto& p : recent) p = nullptr;
   active = false;
   if (lock.owns_lock()) lock.unlock();
 }
