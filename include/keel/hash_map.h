@@ -43,8 +43,8 @@ std::uint64_t map_open(write_txn& tx, std::string_view name, map_shape shape, ty
 std::uint64_t map_find(const read_view& v, std::string_view name, map_shape shape, type_desc key, type_desc value);
 std::uint64_t map_find(write_txn& tx, std::string_view name, map_shape shape, type_desc key, type_desc value);
 
-// Returns true and copies the value when found.
-bool map_get(const read_view& v, std::uint64_t root, map_shape s, const void* key, void* value_out);
+// Returns true and copies the value when found. (Readers use the inline
+// probe in keel/detail/map_probe.h.)
 bool map_get(write_txn& tx, std::uint64_t root, map_shape s, const void* key, void* value_out);
 std::uint64_t map_size(const read_view& v, std::uint64_t root, map_shape s);
 std::uint64_t map_size(write_txn& tx, std::uint64_t root, map_shape s);

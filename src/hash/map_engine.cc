@@ -108,9 +108,6 @@ std::uint64_t map_find(write_txn& tx, std::string_view name, map_shape shape, ty
   return find_root(tx, name, shape, key, value);
 }
 
-bool map_get(const read_view& v, std::uint64_t root, map_shape s, const void* key, void* out) {
-  return get_impl(v, root, s, key, out);
-}
 bool map_get(write_txn& tx, std::uint64_t root, map_shape s, const void* key, void* out) {
   return get_impl(tx, root, s, key, out);
 }

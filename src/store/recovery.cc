@@ -10,7 +10,7 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
-#include <unordered_set>
+#include <unordered_map>
 
 #include "os/io.h"
 #include "store/store_impl.h"
