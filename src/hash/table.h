@@ -18,6 +18,7 @@
 #include <xxhash.h>
 
 #include "file/format.h"
+#include "keel/detail/map_probe.h"
 #include "keel/error.h"
 #include "keel/txn.h"
 
@@ -61,17 +62,9 @@ inline std::uint64_t home_of(std::uint64_t h, std::uint64_t groups) {
   return groups == 1 ? 0 : h >> (64 - std::countr_zero(groups));
 }
 
-// Bit i set when control byte i of the group matches.
-inline std::uint32_t match(const std::byte* c, std::uint8_t tag) {
-#if defined(__SSE2__)
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
-  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(tag)))));
-#else
-  std::uint32_t m = 0;
-  for (int i = 0; i < 16; ++i) m |= (static_cast<std::uint8_t>(c[i]) == tag ? 1u : 0u) << i;
-  return m;
-#endif
-}
+// Bit i set when control byte i of the group matches (shared with the
+// inline reader probe).
+inline std::uint32_t match(const std::byte* c, std::uint8_t tag) { return detail::group_match(c, tag); }
 inline std::uint32_t match_empty(const std::byte* c) { return match(c, fmt::kCtrlEmpty); }
 inline std::uint32_t match_free(const std::byte* c) {  // empty or deleted: high bit clear
 #if defined(__SSE2__)
