@@ -59,36 +59,46 @@ inline std::uint32_t group_match(const std::byte* c, std::uint8_t tag) noexcept 
 #endif
 }
 
-// What probing relies on, checked on every lookup: power-of-two groups,
-// bounded probes, and both blocks inside the arena [arena, limit). (A
-// damaged offset inside the arena can still give wrong answers, never a
-// wild read: every access also goes through read_view::bytes.)
-template <std::uint32_t SPP>
-bool table_quick_ok(const map_table_bytes& t, std::uint64_t limit) noexcept {
-  constexpr std::uint64_t kArena = 4 * 4096;
-  if (t.groups == 0 || t.groups > (std::uint64_t{1} << 28) || (t.groups & (t.groups - 1)) != 0 ||
-      t.max_probe >= t.groups)
-    return false;
-  const std::uint64_t ctrl_len = t.groups * 16, slot_len = (t.groups * 16 + SPP - 1) / SPP * 4096;
-  return t.ctrl >= kArena && t.ctrl <= limit && ctrl_len <= limit - t.ctrl && t.slots >= kArena &&
-         t.slots % 4096 == 0 && t.slots <= limit && slot_len <= limit - t.slots;
+inline std::uint64_t load64(const std::byte* p) noexcept {
+  std::uint64_t x;
+  std::memcpy(&x, p, 8);
+  return x;
 }
 
-// Looks key up in one table; matches in groups below dead_below were moved
-// out already and count as absent. Every offset goes through v.bytes().
+// One table as a lookup sees it: its control and slot blocks, each
+// range-checked as a whole (read_view::bytes: errc::corrupt when outside the
+// arena), with power-of-two groups and a bounded probe length.
+struct probe_table {
+  const std::byte* ctrl = nullptr;
+  const std::byte* slots = nullptr;
+  std::uint64_t groups = 0, max_probe = 0;
+};
+
+template <std::uint32_t SPP>
+bool table_numbers_ok(std::uint64_t groups, std::uint64_t max_probe) noexcept {
+  return groups != 0 && groups <= (std::uint64_t{1} << 28) && (groups & (groups - 1)) == 0 && max_probe < groups;
+}
+
+template <std::uint32_t SPP>
+probe_table probe_view(const read_view& v, const std::byte* desc) {
+  const std::uint64_t groups = load64(desc + 16);
+  return {v.bytes(load64(desc), groups * 16), v.bytes(load64(desc + 8), (groups * 16 + SPP - 1) / SPP * 4096), groups,
+          load64(desc + 32)};
+}
+
+// Looks key up in one table; groups below dead_below were moved out already
+// and are probed through but never matched.
 template <class K, class V>
-bool map_probe_table(const read_view& v, const map_table_bytes& t, const K& key, std::uint64_t h,
-                     std::uint64_t dead_below, V& out) {
+bool map_probe_table(const probe_table& t, const K& key, std::uint64_t h, std::uint64_t dead_below, V& out) {
   using L = map_layout<sizeof(K), sizeof(V)>;
   const auto tag = static_cast<std::uint8_t>(0x80 | (h & 0x7f));
   const std::uint64_t mask = t.groups - 1;
   std::uint64_t gi = t.groups == 1 ? 0 : h >> (64 - std::countr_zero(t.groups));
   for (std::uint64_t p = 0; p <= t.max_probe; ++p, gi = (gi + 1) & mask) {
-    const std::byte* c = v.bytes(t.ctrl + gi * 16, 16);
+    const std::byte* c = t.ctrl + gi * 16;
     if (gi >= dead_below)  // moved groups: probe through, never match
       for (std::uint32_t m = group_match(c, tag); m != 0; m &= m - 1) {
-        const std::uint64_t idx = gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m));
-        const std::byte* s = v.bytes(L::slot_off(t.slots, idx), sizeof(K) + sizeof(V));
+        const std::byte* s = t.slots + L::slot_off(0, gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m)));
         if (std::memcmp(s, &key, sizeof(K)) == 0) {
           std::memcpy(&out, s + sizeof(K), sizeof(V));
           return true;
@@ -99,36 +109,29 @@ bool map_probe_table(const read_view& v, const map_table_bytes& t, const K& key,
   return false;
 }
 
-inline std::uint64_t load64(const std::byte* p) noexcept {
-  std::uint64_t x;
-  std::memcpy(&x, p, 8);
-  return x;
-}
-
-inline map_table_bytes load_table(const std::byte* p) noexcept {
-  return {load64(p), load64(p + 8), load64(p + 16), 0, load64(p + 32)};
-}
-
-// The root's tables, checked enough for probing (power-of-two groups, bounded
-// probes); everything else is checked by v.bytes() on each access.
+// The root's tables, checked enough for probing.
 struct map_probe_state {
   std::uint64_t seed;
-  map_table_bytes cur, old;
+  probe_table cur, old;
   std::uint64_t migrate;
 };
 
 template <class K, class V>
 map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
+  using L = map_layout<sizeof(K), sizeof(V)>;
   constexpr std::uint64_t kMagic = 0x50414d484c45454bull;  // "KEELHMAP"
   constexpr std::uint64_t kSizes = (std::uint64_t{sizeof(V)} << 32) | sizeof(K);
   const std::byte* r = v.bytes(root, sizeof(map_root_bytes));
-  map_probe_state s{load64(r + offsetof(map_root_bytes, seed)), load_table(r + offsetof(map_root_bytes, cur)),
-                    load_table(r + offsetof(map_root_bytes, old)), load64(r + offsetof(map_root_bytes, migrate))};
-  using L = map_layout<sizeof(K), sizeof(V)>;
-  if (load64(r) != kMagic || load64(r + 8) != kSizes || !table_quick_ok<L::spp>(s.cur, v.limit()) ||
-      (s.old.groups != 0 && (!table_quick_ok<L::spp>(s.old, v.limit()) || s.migrate >= s.old.groups)))
+  const std::byte* cur = r + offsetof(map_root_bytes, cur);
+  const std::byte* old = r + offsetof(map_root_bytes, old);
+  map_probe_state s{load64(r + offsetof(map_root_bytes, seed)), {}, {}, load64(r + offsetof(map_root_bytes, migrate))};
+  const std::uint64_t old_groups = load64(old + 16);
+  if (load64(r) != kMagic || load64(r + 8) != kSizes || !table_numbers_ok<L::spp>(load64(cur + 16), load64(cur + 32)) ||
+      (old_groups != 0 && (!table_numbers_ok<L::spp>(old_groups, load64(old + 32)) || s.migrate >= old_groups)))
       [[unlikely]]
     map_root_corrupt(v, root, sizeof(K), sizeof(V));
+  s.cur = probe_view<L::spp>(v, cur);
+  if (old_groups != 0) s.old = probe_view<L::spp>(v, old);
   return s;
 }
 
@@ -147,24 +150,20 @@ std::size_t map_probe_many(const read_view& v, std::uint64_t root, const K* keys
   for (std::size_t at = 0; at < n; at += kWindow) {
     const std::size_t w = std::min(kWindow, n - at);
     std::uint64_t h[kWindow], home[kWindow];
-    const std::byte* ctrl[kWindow];
     for (std::size_t i = 0; i < w; ++i) {
       h[i] = XXH3_64bits_withSeed(&keys[at + i], sizeof(K), s.seed);
       home[i] = s.cur.groups == 1 ? 0 : h[i] >> shift;
-      ctrl[i] = v.bytes(s.cur.ctrl + home[i] * 16, 16);
-      __builtin_prefetch(ctrl[i]);
+      __builtin_prefetch(s.cur.ctrl + home[i] * 16);
     }
     for (std::size_t i = 0; i < w; ++i) {
-      const std::uint32_t m = group_match(ctrl[i], static_cast<std::uint8_t>(0x80 | (h[i] & 0x7f)));
-      if (m != 0) {
-        const std::uint64_t idx = home[i] * 16 + static_cast<std::uint64_t>(std::countr_zero(m));
-        __builtin_prefetch(v.bytes(L::slot_off(s.cur.slots, idx), sizeof(K) + sizeof(V)));
-      }
+      const std::uint32_t m = group_match(s.cur.ctrl + home[i] * 16, static_cast<std::uint8_t>(0x80 | (h[i] & 0x7f)));
+      if (m != 0)
+        __builtin_prefetch(s.cur.slots + L::slot_off(0, home[i] * 16 + static_cast<std::uint64_t>(std::countr_zero(m))));
     }
     for (std::size_t i = 0; i < w; ++i) {
       V val;
-      if (map_probe_table(v, s.cur, keys[at + i], h[i], 0, val) ||
-          (s.old.groups != 0 && map_probe_table(v, s.old, keys[at + i], h[i], s.migrate, val))) {
+      if (map_probe_table(s.cur, keys[at + i], h[i], 0, val) ||
+          (s.old.groups != 0 && map_probe_table(s.old, keys[at + i], h[i], s.migrate, val))) {
         out[at + i] = val;
         ++found;
       } else {
@@ -179,8 +178,8 @@ template <class K, class V>
 bool map_probe(const read_view& v, std::uint64_t root, const K& key, V& out) {
   const map_probe_state s = map_probe_root<K, V>(v, root);
   const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), s.seed);
-  if (map_probe_table(v, s.cur, key, h, 0, out)) return true;
-  return s.old.groups != 0 && map_probe_table(v, s.old, key, h, s.migrate, out);
+  if (map_probe_table(s.cur, key, h, 0, out)) return true;
+  return s.old.groups != 0 && map_probe_table(s.old, key, h, s.migrate, out);
 }
 
 }  // namespace keel::detail
