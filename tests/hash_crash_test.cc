@@ -57,6 +57,7 @@
 #include <vector>
 
 #include "file/format.h"
+#include "support/inspect.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -65,6 +66,9 @@ using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
 using u64 = std::uint64_t;
 namespace kf = keel::fmt;
+using keel_test::describe;
+using keel_test::describe_status;
+using keel_test::read_root;
 
 u64 env_u64(const char* name, u64 dflt) {
   const char* v = std::getenv(name);
@@ -90,26 +94,6 @@ bool write_all(int fd, const void* p, std::size_t n) {
     n -= static_cast<std::size_t>(w);
   }
   return true;
-}
-
-std::string describe_status(int status) {
-  if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
-  return "status " + std::to_string(status);
-}
-
-kf::map_root read_root(const keel::store& db, u64 root) {
-  return db.read([&](const keel::read_view& v) {
-    kf::map_root r;
-    std::memcpy(&r, v.bytes(root, sizeof r), sizeof r);
-    return r;
-  });
-}
-std::string describe(const kf::map_root& r) {
-  std::ostringstream o;
-  o << "size " << r.size << ", cur{groups " << r.cur.groups << ", used " << r.cur.used << ", max_probe "
-    << r.cur.max_probe << "}, old{groups " << r.old.groups << ", used " << r.old.used << "}, migrate " << r.migrate;
-  return o.str();
 }
 
 // ====================================================================== 1. crash loop

@@ -50,12 +50,16 @@
 #include <vector>
 
 #include "file/format.h"
+#include "support/inspect.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
 
 namespace {
 
 namespace kf = keel::fmt;
+using keel_test::describe;
+using keel_test::describe_status;
+using keel_test::read_root;
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
 using u64 = std::uint64_t;
@@ -167,22 +171,6 @@ keel::options opts_for(keel::durability m) {
 }
 std::string mode_name(keel::durability m) {
   return m == keel::durability::sync ? "sync" : m == keel::durability::batch ? "batch" : "checkpoint";
-}
-
-// The map's root block as stored (docs/FORMAT.md "Hash map").
-kf::map_root read_root(const keel::store& db, u64 root) {
-  return db.read([&](const keel::read_view& v) {
-    kf::map_root r;
-    std::memcpy(&r, v.bytes(root, sizeof r), sizeof r);
-    return r;
-  });
-}
-std::string describe(const kf::map_root& r) {
-  std::ostringstream o;
-  o << "size " << r.size << ", cur{groups " << r.cur.groups << ", used " << r.cur.used << ", max_probe "
-    << r.cur.max_probe << "}, old{groups " << r.old.groups << ", used " << r.old.used << ", max_probe "
-    << r.old.max_probe << "}, migrate " << r.migrate;
-  return o.str();
 }
 
 // The engine's hash and home group (docs/FORMAT.md): XXH3-64 with the map's seed,

@@ -164,10 +164,43 @@ TEST_CASE("power loss right after a clean close needs no recovery") {
   sys.power_cut(path, dir.path("cut.keel"), {cut_policy::none, false, cut_policy::no_tail}, rng);
   sim_os after;
   after.new_boot();
+  {
+    // A reader may be first after the restart: nothing to recover, so it
+    // needs no writer (docs/DURABILITY.md, "Recovery").
+    auto ro = keel::store::open(dir.path("cut.keel"), {.create_if_missing = false, .read_only = true, .os = &after});
+    std::uint64_t count = 0;
+    CHECK(ledger::verify(*ro, &count).empty());
+    CHECK(count == 20);
+  }
   auto db = keel::store::open(dir.path("cut.keel"), {.create_if_missing = false, .os = &after});
   CHECK(db->info().recovery == 0);
   CHECK(db->info().clean_close);
   std::uint64_t count = 0;
   CHECK(ledger::verify(*db, &count).empty());
   CHECK(count == 20);
+}
+
+TEST_CASE("after a restart, a reader cannot open a store that needs recovery; after a writer recovered it, it can") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("n.keel");
+  sim_os sys;
+  std::mt19937_64 rng(5);
+  auto db = keel::store::open(path, {.initial_size = 64 * 1024, .mode = keel::durability::sync, .os = &sys});
+  ledger::setup(*db);
+  for (int i = 0; i < 5; ++i) ledger::step(*db);  // logged and synced, not checkpointed
+  sys.power_cut(path, dir.path("cut.keel"), {cut_policy::all, false, cut_policy::no_tail}, rng);
+  sim_os after;
+  after.new_boot();
+  const keel::options ro{.create_if_missing = false, .read_only = true, .os = &after};
+  try {
+    keel::store::open(dir.path("cut.keel"), ro);
+    FAIL("a reader opened a store that needs recovery");
+  } catch (const keel::error& e) {
+    CHECK(e.code() == keel::errc::needs_recovery);
+  }
+  { auto w = keel::store::open(dir.path("cut.keel"), {.create_if_missing = false, .os = &after}); }
+  auto r = keel::store::open(dir.path("cut.keel"), ro);
+  std::uint64_t count = 0;
+  CHECK(ledger::verify(*r, &count).empty());
+  CHECK(count == 5);
 }

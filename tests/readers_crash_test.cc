@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "support/inspect.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -420,12 +421,6 @@ class harness {
     last_hb_change_[i] = clk::now();
   }
 
-  static std::string describe(int status) {
-    if (WIFEXITED(status)) return "exit status " + std::to_string(WEXITSTATUS(status));
-    if (WIFSIGNALED(status)) return "signal " + std::to_string(WTERMSIG(status));
-    return "status " + std::to_string(status);
-  }
-
   // Checks the writer's open report, then takes its last commit as known.
   void account_writer() {
     if (sh_->open_gen.load() == gen_) {
@@ -450,7 +445,7 @@ class harness {
     writer_.pid = 0;
     ++kills_done_;
     if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
-      FAIL(ctx(), "writer ended on its own before the kill: ", describe(status), ": ", std::string(sh_->writer_msg));
+      FAIL(ctx(), "writer ended on its own before the kill: ", keel_test::describe_status(status), ": ", std::string(sh_->writer_msg));
     const bool odd = (read_seqlock() & 1) != 0;
     if (odd) ++mid_apply_;
     account_writer();
@@ -463,7 +458,7 @@ class harness {
     const bool ok =
         killed ? WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL : WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok)
-      FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") failed: ", describe(status), ": ", std::string(s.msg));
+      FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") failed: ", keel_test::describe_status(status), ": ", std::string(s.msg));
     reads_total_ += s.reads_ok.load();
     busy_total_ += s.busy.load();
     readers_[i].pid = 0;
@@ -484,7 +479,7 @@ class harness {
       if (readers_[i].pid <= 0) continue;
       int status = 0;
       if (::waitpid(readers_[i].pid, &status, WNOHANG) == readers_[i].pid) {
-        FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") ended early: ", describe(status), ": ",
+        FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") ended early: ", keel_test::describe_status(status), ": ",
              std::string(sh_->readers[i].msg));
       }
       const std::uint64_t hb = sh_->readers[i].heartbeat.load();
@@ -502,7 +497,7 @@ class harness {
       int status = 0;
       if (::waitpid(writer_.pid, &status, WNOHANG) == writer_.pid) {
         writer_.pid = 0;
-        FAIL(ctx(), "writer gen ", gen_, " ended early: ", describe(status), ": ", std::string(sh_->writer_msg));
+        FAIL(ctx(), "writer gen ", gen_, " ended early: ", keel_test::describe_status(status), ": ", std::string(sh_->writer_msg));
       }
     }
   }
@@ -531,7 +526,7 @@ class harness {
     }
     writer_.pid = 0;
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
-      FAIL(ctx(), "writer failed at stop: ", describe(status), ": ", std::string(sh_->writer_msg));
+      FAIL(ctx(), "writer failed at stop: ", keel_test::describe_status(status), ": ", std::string(sh_->writer_msg));
     account_writer();
     for (int i = 0; i < 2; ++i) {
       const std::uint64_t progress = sh_->readers[i].reads_ok.load();
