@@ -1,7 +1,7 @@
 // keel::bytes_tree: a persistent ordered map from byte strings to byte
 // strings (B+tree), keys in lexicographic (memcmp, shorter first) order.
 //
-// Keys are 1..max_key bytes, values 0..max_value bytes; a value that would
+// Keys are 0..max_key bytes, values 0..max_value bytes; a value that would
 // make its leaf cell larger than 1344 bytes is stored in a block of its own.
 // Same node layout, concurrency and crash contracts as keel::tree_map.
 #pragma once
@@ -64,7 +64,7 @@ class bytes_tree {
     scan(prefix_range(prefix, hi), &visit<std::remove_reference_t<F>>, &f);
   }
 
-  // ---- inside a write transaction. Keys over max_key (or empty) and
+  // ---- inside a write transaction. Keys over max_key and
   // values over max_value throw errc::invalid_argument and change nothing.
   std::optional<std::string> get(write_txn& tx, std::string_view key) const;
   std::uint64_t size(write_txn& tx) const;
