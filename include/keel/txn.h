@@ -16,6 +16,9 @@
 namespace keel {
 
 class store;
+namespace detail {
+struct view_access;
+}
 
 // A consistent view of committed data, handed to the callback of
 // store::read(). Lock-free: the callback may race a commit, so it must copy
@@ -46,6 +49,7 @@ class read_view {
 
  private:
   friend class store;
+  friend struct detail::view_access;  // keel::check: views over a file image it mapped
   [[noreturn]] void bad_range(std::uint64_t off, std::size_t len) const;
   const std::byte* base_ = nullptr;
   std::uint64_t lo_ = 0, hi_ = 0;
