@@ -153,6 +153,7 @@ void check_entry(context& c, std::uint64_t at, const fmt::catalog_slot& s, std::
   if (!names.insert(name).second) c.problem("catalog", at, "entry " + quoted + " appears twice");
   if (s.kind < 1 || s.kind > 5) {
     c.problem("catalog", at + offsetof(fmt::catalog_slot, kind), "entry " + quoted + " has unknown kind " + num(s.kind));
+    c.unknown_blocks = true;  // whatever it owned is unreachable now
     return;
   }
   const std::string where = std::string(kind_name(s.kind)) + " " + quoted;
