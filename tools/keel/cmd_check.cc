@@ -40,16 +40,16 @@ int run_check(const check_args& a) {
     o += ::fmt::format(R"("journal_entries":{},"bytes_checked":{},"lsn":{},"recovery_pending":{},"snapshot":{},)",
                        r.journal_entries, r.bytes_checked, r.lsn, r.recovery_pending, r.snapshot);
     o += R"("problems":[)";
-    for (std::size_t i = 0; i < r.problems.size(); ++i) o += (i ? "," : "") + problem_json(r.problems[i]);
+    for (std::size_t i = 0; i < r.problems.size(); ++i) o += ::fmt::format("{}{}", i ? "," : "", problem_json(r.problems[i]));
     o += ::fmt::format(R"(],"problems_not_listed":{},"notes":[)", r.problems_not_listed);
-    for (std::size_t i = 0; i < r.notes.size(); ++i) o += (i ? "," : "") + problem_json(r.notes[i]);
+    for (std::size_t i = 0; i < r.notes.size(); ++i) o += ::fmt::format("{}{}", i ? "," : "", problem_json(r.notes[i]));
     o += "]}\n";
   } else {
     o += ::fmt::format("check {}: {} structures, {} entries, {} blocks, {} log records, {} journal entries, LSN {}{}\n",
                        a.file, r.structures, r.entries, r.blocks, r.log_records, r.journal_entries, r.lsn,
                        r.snapshot ? " (checked on a snapshot)" : "");
-    for (const auto& n : r.notes) o += "  note: " + problem_text(n) + "\n";
-    for (const auto& x : r.problems) o += "  PROBLEM: " + problem_text(x) + "\n";
+    for (const auto& n : r.notes) o += ::fmt::format("  note: {}\n", problem_text(n));
+    for (const auto& x : r.problems) o += ::fmt::format("  PROBLEM: {}\n", problem_text(x));
     if (r.problems_not_listed > 0) o += ::fmt::format("  ... and {} more problems\n", r.problems_not_listed);
     o += n_problems == 0 ? std::string("clean\n")
                          : ::fmt::format("{} problem{} found\n", n_problems, n_problems == 1 ? "" : "s");

@@ -102,6 +102,20 @@ int run_info(const info_args& a) {
     }
   }
   const fmt::superblock* sb = newest >= 0 ? &slots[newest].sb : nullptr;
+  // The newest superblock's flag says the last close checkpointed; a writer
+  // that opened the store after it and died leaves log records past that
+  // checkpoint (a writer's open writes no superblock).
+  const bool clean = sb && (sb->flags & fmt::kFlagCleanClose) != 0 && writer != 1 && db &&
+                     si.last_lsn == si.checkpoint_lsn && si.log_bytes == 0;
+  std::string close_state;
+  if (writer == 1)
+    close_state = "the store is open for writing now";
+  else if (clean)
+    close_state = "clean";
+  else if (!db)
+    close_state = "not clean: needs recovery";
+  else
+    close_state = ::fmt::format("not clean: a writer died; the next writable open replays {} of log", human_bytes(si.log_bytes));
 
   if (a.json) {
     std::string o = "{";
@@ -109,7 +123,7 @@ int run_info(const info_args& a) {
     o += R"("superblocks":[)" + slot_json(slots[0], 0, newest == 0) + "," + slot_json(slots[1], 1, newest == 1) + "],";
     o += ::fmt::format(R"("writer_active":{},)", writer < 0 ? "null" : writer ? "true" : "false");
     o += ::fmt::format(R"("needs_recovery":{},)", db ? "false" : "true");
-    if (sb) o += ::fmt::format(R"("clean_close":{},)", (sb->flags & fmt::kFlagCleanClose) != 0);
+    o += ::fmt::format(R"("clean_close":{},"close_state":{},)", clean, json_quote(close_state));
     if (db) {
       o += ::fmt::format(
           R"("sizes":{{"file":{},"max":{},"arena_used":{},"allocated":{},"free":{},"reserved":{}}},)", si.file_size,
@@ -147,12 +161,13 @@ int run_info(const info_args& a) {
   o += ::fmt::format("writer           {}\n",
                    writer < 0 ? "unknown" : writer ? "a process has the store open for writing" : "none");
   if (!db) {
-    o += ::fmt::format("state            needs recovery: {}\n", open_problem);
+    o += ::fmt::format("last close       {}\n", close_state);
+    o += ::fmt::format("state            {}\n", open_problem);
     o += ::fmt::format("file size        {} ({} bytes)\n", human_bytes(actual_size), actual_size);
     std::fputs(o.c_str(), stdout);
     return kOk;
   }
-  o += ::fmt::format("last close       {}\n", si.clean_close ? "clean" : "not clean (a writer has it open, or died)");
+  o += ::fmt::format("last close       {}\n", close_state);
   o += ::fmt::format("durability       {} (as recorded by the last checkpoint)\n", mode_name(si.mode));
   o += ::fmt::format("last checkpoint  LSN {} at {}; last commit LSN {}\n", si.checkpoint_lsn,
                    utc(sb ? sb->checkpoint_ns : 0), si.last_lsn);

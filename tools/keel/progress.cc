@@ -43,6 +43,8 @@ std::string progress::amount(std::uint64_t n) const {
   return unit_ == unit::bytes ? human_bytes(n) : compact_count(static_cast<double>(n));
 }
 
+std::string progress::suffix() const { return unit_ == unit::bytes ? std::string() : " " + what_; }
+
 std::string progress::line(double secs, bool bar) const {
   const double rate = secs > 0 ? static_cast<double>(done_) / secs : 0;
   const std::string rate_s = unit_ == unit::bytes ? human_bytes(static_cast<std::uint64_t>(rate)) + "/s"
@@ -53,13 +55,16 @@ std::string progress::line(double secs, bool bar) const {
     if (bar) {
       constexpr int width = 30;
       const int full = static_cast<int>(f * width);
-      s += "[" + std::string(full, '=') + (full < width ? ">" : "") + std::string(width - std::min(width, full + 1), ' ') + "] ";
+      s += '[';
+      s.append(static_cast<std::size_t>(full), '=');
+      if (full < width) s += '>';
+      s.append(static_cast<std::size_t>(width - std::min(width, full + 1)), ' ');
+      s += "] ";
     }
-    s += ::fmt::format("{:5.1f}% {}/{} {}, {}", 100 * f, amount(done_), amount(total_), unit_ == unit::bytes ? "" : what_,
-                     rate_s);
+    s += ::fmt::format("{:5.1f}% {}/{}{}, {}", 100 * f, amount(done_), amount(total_), suffix(), rate_s);
     if (rate > 0 && done_ < total_) s += ", " + duration(static_cast<double>(total_ - done_) / rate) + " left";
   } else {
-    s += ::fmt::format("{} {}, {}", amount(done_), unit_ == unit::bytes ? "" : what_, rate_s);
+    s += ::fmt::format("{}{}, {}", amount(done_), suffix(), rate_s);
   }
   return s;
 }
@@ -86,8 +91,7 @@ void progress::finish() {
   if (finished_) return;
   if (enabled_ && printed_) {
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    const std::string done = ::fmt::format("{}: done, {} {} in {}", label_, amount(done_),
-                                         unit_ == unit::bytes ? "" : what_, duration(secs));
+    const std::string done = ::fmt::format("{}: done, {}{} in {}", label_, amount(done_), suffix(), duration(secs));
     if (tty_)
       std::fprintf(stderr, "\r%s\x1b[K\n", done.c_str());
     else

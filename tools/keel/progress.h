@@ -36,6 +36,7 @@ class progress {
  private:
   void tick(bool force);
   std::string amount(std::uint64_t n) const;
+  std::string suffix() const;  // " entries", or nothing for bytes
   std::string line(double secs, bool bar) const;
 
   std::string label_, what_;

@@ -488,14 +488,16 @@ bool line_source::next(std::string& line) {
     buf_.resize(static_cast<std::size_t>(n));
     if (n == 0) eof_ = true;
   }
-  if (!line.empty() && line.back() == '\r') line.pop_back();
   return true;
 }
 
 bool read_csv_record(line_source& in, token& key, token& value, std::uint64_t& lines) {
-  std::string line;
+  std::string line;  // with a trailing '\r' if the input has CRLF line ends
   if (!in.next(line)) return false;
   ++lines;
+  // The record ends at the line end; a '\r' before it belongs to the line
+  // end, except inside a quoted field, where it is content.
+  auto end = [&] { return line.size() - (!line.empty() && line.back() == '\r' ? 1 : 0); };
   token* fields[2] = {&key, &value};
   int n = 0;
   std::size_t i = 0;
@@ -504,7 +506,7 @@ bool read_csv_record(line_source& in, token& key, token& value, std::uint64_t& l
     token& t = *fields[n++];
     t.kind = token::string;
     t.text.clear();
-    if (i < line.size() && line[i] == '"') {
+    if (i < end() && line[i] == '"') {
       ++i;
       for (;;) {
         if (i >= line.size()) {  // a line break inside the quotes
@@ -527,16 +529,17 @@ bool read_csv_record(line_source& in, token& key, token& value, std::uint64_t& l
         }
         t.text += line[i++];
       }
-      if (i < line.size() && line[i] != ',')
+      if (i < end() && line[i] != ',')
         throw std::invalid_argument("text after a closing quote (double a quote inside a quoted field)");
     } else {
-      const std::size_t c = line.find(',', i);
-      t.text = line.substr(i, c == std::string::npos ? std::string::npos : c - i);
+      const std::size_t e = end();
+      const std::size_t c = std::min(line.find(',', i), e);
+      t.text = line.substr(i, c - i);
       if (t.text.find('"') != std::string::npos)
         throw std::invalid_argument("a quote inside an unquoted field (quote the whole field)");
-      i = c == std::string::npos ? line.size() : c;
+      i = c;
     }
-    if (i >= line.size()) break;
+    if (i >= end()) break;
     ++i;  // the comma
   }
   if (n != 2) throw std::invalid_argument("one field where two belong (key,value)");

@@ -54,7 +54,7 @@ bool read_csv_record(line_source& in, token& key, token& value, std::uint64_t& l
 class line_source {
  public:
   explicit line_source(int fd) : fd_(fd) {}
-  // Next line without its '\n' (and a trailing '\r'); false at end.
+  // Next line without its '\n' (a '\r' before it is kept); false at end.
   bool next(std::string& line);
   std::uint64_t bytes_read() const noexcept { return consumed_; }
 
