@@ -1,17 +1,30 @@
 // keel check FILE and keel backup FILE DEST: front ends of keel::check and
 // keel::backup (src/check/, src/backup/).
+#include <cstring>
+#include <fstream>
+
 #include <fmt/format.h>
 
 #include "commands.h"
 #include "common.h"
 #include "keel/backup.h"
 #include "keel/check.h"
+#include "keel/detail/tree_engine.h"
 #include "progress.h"
+#include "superblocks.h"
 #include "text_codec.h"
 
 namespace keel::cli {
 
 namespace {
+
+// keel::check reaches the B+tree checker through a weak reference (so that
+// programs without trees need not link the engine); a weak reference does
+// not pull src/tree/check.cc out of the static library, so without this
+// strong one the tool would report trees as "not checked".
+using tree_check_fn = void (*)(const read_view&, std::uint64_t, std::vector<std::pair<std::uint64_t, std::string>>&,
+                               std::vector<std::pair<std::uint64_t, std::uint64_t>>*);
+[[gnu::used]] const tree_check_fn link_tree_check = &detail::tree_check;
 
 std::string problem_text(const check_problem& p) {
   if (p.offset != 0) return ::fmt::format("{}, offset {}: {}", p.where, p.offset, p.what);
@@ -22,10 +35,23 @@ std::string problem_json(const check_problem& p) {
   return ::fmt::format(R"({{"where":{},"offset":{},"what":{}}})", json_quote(p.where), p.offset, json_quote(p.what));
 }
 
+// A file without the Keel magic in either superblock and without a Keel
+// log beside it is not a store at all (one line, exit 3) rather than a
+// damaged one (a report, exit 1).
+bool looks_like_a_store(const std::string& path) {
+  for (const auto& s : read_superblocks(path))
+    if (s.present && std::memcmp(s.sb.magic, fmt::kSuperMagic, 8) == 0) return true;
+  char magic[8] = {};
+  std::ifstream log(path + "-log", std::ios::binary);
+  return log.read(magic, sizeof magic) && std::memcmp(magic, fmt::kLogMagic, 8) == 0;
+}
+
 }  // namespace
 
 int run_check(const check_args& a) {
   require_store_file(a.file);
+  if (!looks_like_a_store(a.file))
+    throw failure(a.file + ": not a Keel store (no Keel superblock, no Keel log beside it)");
   progress p("check", "bytes", 0, progress::unit::bytes);
   const check_report r = keel::check(a.file, [&](std::uint64_t done, std::uint64_t total) {
     p.set_total(total);

@@ -152,6 +152,10 @@ case_bad_files() {
   err_line 'junk.bin: .*not a Keel store'
   run 3 "$KEEL" dump junk.bin h
   err_line 'junk.bin: .*not a Keel store'
+  run 3 "$KEEL" check junk.bin
+  err_line 'junk.bin: not a Keel store'
+  run 3 "$KEEL" load junk.bin h -i /dev/null
+  err_line 'junk.bin: .*not a Keel store'
   : >empty.keel
   run 3 "$KEEL" info empty.keel
   err_line 'empty.keel: '
@@ -400,6 +404,14 @@ case_check_corrupt_catalog() {
   has out 'PROBLEM: meta page'
   run 3 "$KEEL" dump s.keel h
   err_line 'meta page'
+  # Both superblocks smashed: still a (damaged) store, since its log is there.
+  make_store u.keel
+  poke u.keel 0 'XX'
+  poke u.keel 4096 'XX'
+  run 1 "$KEEL" check u.keel
+  has out 'PROBLEM: superblock'
+  run 3 "$KEEL" info u.keel
+  err_line 'u.keel: '
 }
 
 case_checkpoint() {
