@@ -181,14 +181,19 @@ int run_info(const info_args& a) {
                    human_bytes(si.free_bytes), human_bytes(reserved));
   o += ::fmt::format("structures       {}\n", rows.size());
   if (!rows.empty()) {
-    std::size_t w = 4;
-    for (const auto& r : rows) w = std::max(w, r.e.name.size());
-    o += ::fmt::format("  {:<{}}  {:<10}  {:<24}  {:<24}  {:>12}  {}\n", "NAME", w, "KIND", "KEY", "VALUE", "ENTRIES",
-                     "ROOT");
+    std::size_t w = 4, kw = 3, vw = 5;
+    for (const auto& r : rows) {
+      w = std::max(w, r.e.name.size());
+      kw = std::max(kw, type_spec(r.e.key).size());
+      vw = std::max(vw, type_spec(r.e.value).size());
+    }
+    o += ::fmt::format("  {:<{}}  {:<10}  {:<{}}  {:<{}}  {:>10}  {}\n", "NAME", w, "KIND", "KEY", kw, "VALUE", vw,
+                       "ENTRIES", "ROOT");
     for (const auto& r : rows)
-      o += ::fmt::format("  {:<{}}  {:<10}  {:<24}  {:<24}  {:>12}  {}{}\n", r.e.name, w, kind_name(r.e.kind),
-                       type_spec(r.e.key), type_spec(r.e.value), r.entries ? std::to_string(*r.entries) : "-",
-                       r.e.root, r.problem.empty() ? "" : "  (" + r.problem + ")");
+      o += ::fmt::format("  {:<{}}  {:<10}  {:<{}}  {:<{}}  {:>10}  {}{}\n", r.e.name, w, kind_name(r.e.kind),
+                         type_spec(r.e.key), kw, type_spec(r.e.value), vw,
+                         r.entries ? std::to_string(*r.entries) : "-", r.e.root,
+                         r.problem.empty() ? "" : "  (" + r.problem + ")");
   }
   std::fputs(o.c_str(), stdout);
   return kOk;
