@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -32,6 +33,13 @@ progress::progress(std::string label, std::string what, std::uint64_t total, uni
     : label_(std::move(label)), what_(std::move(what)), total_(total), unit_(u) {
   enabled_ = !settings().quiet;
   tty_ = ::isatty(STDERR_FILENO) == 1;
+  // A terminal: drawn after a quarter second (short commands stay silent),
+  // then 10 times a second. A log: a line every 2 seconds.
+  delay_s_ = tty_ ? 0.25 : 2;
+  every_s_ = tty_ ? 0.1 : 2;
+  if (const char* e = std::getenv("KEEL_PROGRESS_INTERVAL_MS")) {  // tests: KEEL_PROGRESS_INTERVAL_MS=0
+    delay_s_ = every_s_ = std::atof(e) / 1000;
+  }
   start_ = last_ = std::chrono::steady_clock::now();
 }
 
@@ -74,14 +82,11 @@ void progress::tick(bool force) {
   const auto now = std::chrono::steady_clock::now();
   const double since_start = std::chrono::duration<double>(now - start_).count();
   const double since_last = std::chrono::duration<double>(now - last_).count();
-  if (tty_) {
-    // Draw after a quarter second (short commands stay silent), then 10 times a second.
-    if (!force && (since_start < 0.25 || since_last < 0.1)) return;
+  if (!force && (since_start < delay_s_ || since_last < every_s_)) return;
+  if (tty_)
     std::fprintf(stderr, "\r%s\x1b[K", line(since_start, true).c_str());
-  } else {
-    if (!force && (since_start < 2 || since_last < 2)) return;
+  else
     std::fprintf(stderr, "%s\n", line(since_start, false).c_str());
-  }
   std::fflush(stderr);
   printed_ = true;
   last_ = now;

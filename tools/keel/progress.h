@@ -43,6 +43,7 @@ class progress {
   std::uint64_t total_, done_ = 0, calls_ = 0;
   unit unit_;
   bool enabled_, tty_, printed_ = false, finished_ = false;
+  double delay_s_, every_s_;  // silent for delay_s_, then a line at most every every_s_
   std::chrono::steady_clock::time_point start_, last_;
 };
 

@@ -493,6 +493,37 @@ case_compact() {
   [ ! -e other.keel ] || fail "a failed compact left other.keel"
 }
 
+# Progress on stderr: plain lines when stderr is not a terminal, a bar on a
+# terminal (through script(1)), nothing with -q. KEEL_PROGRESS_INTERVAL_MS=0
+# removes the start delay and the rate limit so that small stores show it.
+case_progress() {
+  make_store s.keel
+  export KEEL_PROGRESS_INTERVAL_MS=0
+  run 0 "$KEEL" dump s.keel h -o h.jsonl
+  has err '^dump: +[0-9.]+% [0-9]+/500 entries, .* entries/s'
+  has err '^dump: done, 500 entries in '
+  hasnt err $'\r'
+  run 0 "$KEEL" load s.keel h2 --kind hash --key-type u64 --value-type i32 -i h.jsonl
+  has err '^load: +[0-9.]+% .*B/.*B, .*B/s'
+  has err '^load: done, '
+  run 0 "$KEEL" compact s.keel c.keel
+  has err '^compact: +[0-9.]+% [0-9]+/1504 entries'
+  run 0 "$KEEL" check s.keel
+  has err '^check: '
+  run 0 "$KEEL" backup s.keel b.keel
+  has err '^backup: '
+  run 0 "$KEEL" -q dump s.keel h -o /dev/null
+  [ ! -s err ] || fail "-q still prints progress: $(cat err)"
+  if command -v script >/dev/null; then
+    script -qec "$KEEL dump s.keel t -o /dev/null" /dev/null >tty.out 2>&1 || fail "dump on a terminal"
+    grep -q $'\r''dump: \[=*>* *\] ' tty.out || fail "no progress bar on a terminal: $(od -c tty.out | head -5)"
+    grep -q 'dump: done, 500 entries' tty.out || fail "no summary on a terminal"
+  fi
+  unset KEEL_PROGRESS_INTERVAL_MS
+  run 0 "$KEEL" dump s.keel h -o /dev/null
+  [ ! -s err ] || fail "a short dump printed progress: $(cat err)"
+}
+
 case_bench() {
   mkdir bin
   cp "$KEEL" bin/keel
