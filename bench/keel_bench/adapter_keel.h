@@ -1,0 +1,114 @@
+// keel-bench adapter: keel::hash_map<u64, val<N>> in one store file.
+// Every lookup is its own lock-free read (store::read: seqlock + range
+// checks), as a reader in another process would do it.
+#pragma once
+
+#include <fmt/core.h>
+
+#include <filesystem>
+#include <keel/hash_map.h>
+#include <keel/keel.h>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common.h"
+
+template <std::size_t N>
+struct keel::type_name<kb::val<N>> {
+  static std::string_view get() {
+    static const std::string s = "keel-bench/val" + std::to_string(N);
+    return s;
+  }
+};
+
+namespace kb {
+
+inline keel::durability keel_mode(mode m) {
+  switch (m) {
+    case mode::sync: return keel::durability::sync;
+    case mode::checkpoint: return keel::durability::checkpoint;
+    default: return keel::durability::batch;
+  }
+}
+
+template <class V>
+class keel_hash {
+ public:
+  using value_type = V;
+  static constexpr const char* kName = "keel";
+  static constexpr bool kTxn = true, kPersistent = true, kOrdered = false, kMultiProcess = true;
+  static constexpr mode kDefaultMode = mode::batch;  // keel::options default
+
+  explicit keel_hash(const config&) {}
+  static std::string file(const std::string& dir) { return dir + "/hash.keel"; }
+  static std::string data_file(const std::string& dir) { return file(dir); }
+
+  // Keel's default options except the durability mode: what a user gets.
+  void create(const std::string& dir, mode m) {
+    drop(dir);
+    std::filesystem::create_directories(dir);
+    open(dir, m, false);
+  }
+  void open(const std::string& dir, mode m, bool read_only) {
+    keel::options o;
+    o.mode = keel_mode(m);
+    o.read_only = read_only;
+    o.create_if_missing = !read_only;
+    db_ = keel::store::open(file(dir), o);
+    map_.emplace(keel::hash_map<std::uint64_t, V>::open(*db_, "bench"));
+  }
+  void close() {
+    tx_.reset();
+    map_.reset();
+    if (db_) db_->close();
+    db_.reset();
+  }
+  static void drop(const std::string& dir) {
+    for (const char* s : {"", "-log", "-journal"}) std::filesystem::remove(file(dir) + s);
+  }
+
+  void begin() { tx_.emplace(db_->begin_write()); }
+  void commit() {
+    tx_->commit();
+    tx_.reset();
+  }
+  void abort() {
+    tx_->abort();
+    tx_.reset();
+  }
+  void put(std::uint64_t k, const V& v) { map_->put(*tx_, k, v); }
+  bool erase(std::uint64_t k) { return map_->erase(*tx_, k); }
+
+  void read_begin() {}
+  void read_end() {}
+  bool get(std::uint64_t k, V& out) {
+    if (auto v = map_->get(k)) {
+      out = *v;
+      return true;
+    }
+    return false;
+  }
+  std::uint64_t size() { return map_->size(); }
+  template <class F>
+  void for_each(F&& f) {
+    map_->for_each([&](std::uint64_t k, const V& v) { f(k, v); });
+  }
+  template <class F>
+  std::uint64_t scan(std::uint64_t, std::uint64_t, F&&) {
+    return 0;
+  }
+  std::string describe() {
+    const keel::store_info in = db_->info();
+    return fmt::format("file {}, arena {}, log {}", human_bytes(double(in.file_size)), human_bytes(double(in.arena_used)),
+                       human_bytes(double(in.log_bytes)));
+  }
+  std::uint64_t recovered() { return db_->info().recovered_records; }
+
+ private:
+  std::unique_ptr<keel::store> db_;
+  std::optional<keel::hash_map<std::uint64_t, V>> map_;
+  std::optional<keel::write_txn> tx_;
+};
+
+}  // namespace kb

@@ -1,0 +1,67 @@
+#include "common.h"
+
+#include <fmt/core.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+
+namespace kb {
+
+void die(const std::string& what) {
+  std::fflush(stdout);
+  std::fprintf(stderr, "keel-bench: %s\n", what.c_str());
+  std::exit(2);
+}
+
+const char* mode_name(mode m) {
+  switch (m) {
+    case mode::sync: return "sync";
+    case mode::batch: return "batch";
+    case mode::checkpoint: return "checkpoint";
+    default: return "none";
+  }
+}
+
+std::string variant(std::uint64_t txn, mode m) {
+  std::string s;
+  if (txn) s = fmt::format("txn={}", txn);
+  if (m != mode::none) s += fmt::format("{}mode={}", s.empty() ? "" : " ", mode_name(m));
+  return s;
+}
+
+bool config::want(const std::string& b) const {
+  return std::find(benchmarks.begin(), benchmarks.end(), b) != benchmarks.end();
+}
+bool config::want_system(const std::string& s) const {
+  return std::find(systems.begin(), systems.end(), s) != systems.end();
+}
+
+std::string human_bytes(double b) {
+  if (b >= double(1ull << 30)) return fmt::format("{:.2f} GiB", b / double(1ull << 30));
+  if (b >= double(1ull << 20)) return fmt::format("{:.1f} MiB", b / double(1ull << 20));
+  return fmt::format("{:.1f} KiB", b / 1024.0);
+}
+
+std::string human_ns(double ns) {
+  if (ns < 1e3) return fmt::format("{:.0f}ns", ns);
+  if (ns < 1e4) return fmt::format("{:.2f}µs", ns / 1e3);
+  if (ns < 1e6) return fmt::format("{:.0f}µs", ns / 1e3);
+  if (ns < 1e9) return fmt::format("{:.1f}ms", ns / 1e6);
+  return fmt::format("{:.2f}s", ns / 1e9);
+}
+
+std::string loadavg() {
+  std::FILE* f = std::fopen("/proc/loadavg", "r");
+  if (!f) return "?";
+  char buf[128] = {};
+  const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
+  std::fclose(f);
+  if (!ok) return "?";
+  std::string s = buf;
+  std::size_t at = 0;
+  for (int i = 0; i < 3 && at != std::string::npos; ++i) at = s.find(' ', at + 1);
+  return s.substr(0, at);
+}
+
+}  // namespace kb

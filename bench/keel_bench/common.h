@@ -1,0 +1,163 @@
+// keel-bench: what every part shares: the run's configuration, the key and
+// value scheme (values that encode their key and a version, so every read
+// can be checked), timing and the reporter that prints one line per
+// workload per system.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "histogram.h"
+
+namespace kb {
+
+using clk = std::chrono::steady_clock;
+inline double secs_since(clk::time_point t) { return std::chrono::duration<double>(clk::now() - t).count(); }
+inline std::uint64_t mono_ns() {
+  return std::uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(clk::now().time_since_epoch()).count());
+}
+
+[[noreturn]] void die(const std::string& what);
+
+// Durability modes. Keel's own three; peers map them as docs/BENCH.md says
+// (LMDB: sync = default flags, batch = MDB_NOSYNC + env_sync every window,
+// checkpoint = MDB_NOSYNC). `none` is a system without durability (RAM maps,
+// Boost.Interprocess).
+enum class mode { sync, batch, checkpoint, none };
+const char* mode_name(mode m);
+// "txn=10000 mode=sync"; txn 0 and mode none are left out.
+std::string variant(std::uint64_t txn, mode m);
+
+struct config {
+  std::uint64_t num = 1'000'000;     // entries in a filled store
+  std::uint64_t reads = 0;           // lookups per read workload (0: min(num, 2M))
+  std::size_t value_size = 32;       // 16, 32, 100, 256 or 1000
+  std::uint64_t batch = 10'000;      // operations per transaction in bulk workloads
+  std::vector<std::uint64_t> txn = {10'000, 1};
+  std::vector<mode> modes = {mode::checkpoint, mode::batch, mode::sync};
+  std::uint64_t single_ops = 20'000;  // operations of a 1-per-transaction workload (batch, checkpoint)
+  std::uint64_t sync_ops = 1'000;     // ... in sync mode
+  int reps = 3;                       // read passes; the best is reported
+  int sample = 8;                     // 1 in `sample` operations timed alone for the histogram
+  int restart_reps = 11;
+  int kill_reps = 3;
+  int kill_after_ms = 1500;
+  int redis_reps = 3;
+  int readers = 1;
+  double mp_seconds = 3.0;
+  std::uint64_t wicked_ops = 300'000;
+  std::uint64_t scan_len = 100;
+  bool quick = false;
+  std::string dir;
+  std::string json;
+  std::string self;  // path of this executable (children exec it)
+  std::vector<std::string> benchmarks;
+  std::vector<std::string> systems;
+
+  bool want(const std::string& benchmark) const;
+  bool want_system(const std::string& s) const;
+  std::uint64_t n_reads() const { return reads ? reads : std::min<std::uint64_t>(num, 2'000'000); }
+  std::uint64_t ops_for(std::uint64_t txn_size, mode m) const {
+    if (txn_size > 1) return num;
+    return m == mode::sync ? sync_ops : single_ops;
+  }
+};
+
+// ---- keys: splitmix64 of an index is a bijection, so key(i) are distinct
+// for distinct i, computable in any process without a table.
+constexpr std::uint64_t kGamma = 0x9E3779B97F4A7C15ull;
+constexpr std::uint64_t kSeed = 0x6b65656c2d62656eull;  // "keel-ben"
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+// Random keys: index i of the loaded stream. Miss keys: indices 2^62 and up
+// of the same stream, so they never equal a loaded key.
+inline std::uint64_t rkey(std::uint64_t i) { return mix64(kSeed + (i + 1) * kGamma); }
+inline std::uint64_t miss_key(std::uint64_t i) { return rkey(i + (1ull << 62)); }
+// Sequential keys (fill-seq): ascending.
+inline std::uint64_t skey(std::uint64_t i) { return i + 1; }
+
+__extension__ typedef unsigned __int128 u128;
+
+struct rng {
+  std::uint64_t s;
+  std::uint64_t next() { return mix64(s += kGamma); }
+  std::uint64_t below(std::uint64_t n) { return static_cast<std::uint64_t>(u128(next()) * n >> 64); }
+};
+
+// ---- values: bytes [0,8) the key, [8,16) a version (never 0), the rest a
+// pattern derived from both, so a torn or misplaced value fails the check.
+template <std::size_t N>
+struct val {
+  static_assert(N >= 16);
+  unsigned char b[N];
+};
+
+template <std::size_t N>
+inline void make_val(val<N>& v, std::uint64_t key, std::uint64_t version) {
+  std::memcpy(v.b, &key, 8);
+  std::memcpy(v.b + 8, &version, 8);
+  std::uint64_t w = mix64(key ^ (version * kGamma));
+  std::size_t at = 16;
+  for (; at + 8 <= N; at += 8, w += kGamma) std::memcpy(v.b + at, &w, 8);
+  if (at < N) std::memcpy(v.b + at, &w, N - at);
+}
+inline std::uint64_t val_key(const unsigned char* b) {
+  std::uint64_t k;
+  std::memcpy(&k, b, 8);
+  return k;
+}
+inline std::uint64_t val_version(const unsigned char* b) {
+  std::uint64_t v;
+  std::memcpy(&v, b + 8, 8);
+  return v;
+}
+// The version stored in v when v is a well-formed value of `key`, else 0.
+template <std::size_t N>
+inline std::uint64_t check_val(const val<N>& v, std::uint64_t key) {
+  if (val_key(v.b) != key) return 0;
+  const std::uint64_t version = val_version(v.b);
+  val<N> want;
+  make_val(want, key, version);
+  return std::memcmp(want.b, v.b, N) == 0 ? version : 0;
+}
+
+// ---- results
+
+struct result {
+  std::string workload, system, variant;  // variant: "txn=10000 mode=sync" etc.
+  std::uint64_t ops = 0;
+  double secs = 0;
+  double ns_per_op = 0;  // 0: not a per-op figure
+  double mb_per_s = 0;
+  histogram hist;        // empty: no latency figures
+  std::uint64_t mismatches = 0;
+  std::map<std::string, double> extra;  // named figures (restart ms, ops/s ...)
+  std::string note;
+};
+
+class reporter {
+ public:
+  void add(result r);  // prints the line
+  void note(const std::string& system, const std::string& workload, const std::string& text);
+  const std::vector<result>& all() const { return results_; }
+  std::uint64_t mismatches() const;
+  const result* find(const std::string& workload, const std::string& system, const std::string& variant) const;
+  void summary(const config& c) const;
+  void write_json(const config& c, const std::string& path) const;
+
+ private:
+  std::vector<result> results_;
+};
+
+std::string human_bytes(double b);
+std::string human_ns(double ns);
+std::string loadavg();
+
+}  // namespace kb

@@ -1,0 +1,7 @@
+#include "adapter_lmdb.h"
+#include "systems.h"
+
+namespace kb {
+void run_lmdb(const config& c, reporter& r) { run_system<lmdb_kv>(c, r); }
+int child_lmdb(const config& c, const child_args& a) { return run_child<lmdb_kv>(c, a); }
+}  // namespace kb
