@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ ninja-build pkg-config libboost-dev libfmt-dev doctest-dev libxxhash-dev liblmdb-dev libabsl-dev libcli11-dev)
+packages=(cmake g++ ninja-build pkg-config libboost-dev libfmt-dev doctest-dev libxxhash-dev liblmdb-dev libabsl-dev libcli11-dev redis-server)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
