@@ -1,89 +1,215 @@
-// The README's first command runs this: create a store under ./data, commit,
-// close, reopen, read back, and print what happened and how long it took.
+// keel-demo: a market-data tick store, run by the README's first command.
+//
+//   keel-demo [FILE] [EVENTS] [--events N] [--symbols N] [--seed N] [--kill-at PCT] [--quick]
+//
+// Generates a deterministic synthetic feed (quotes and trades of thousands
+// of symbols over one trading day), starts a fresh store in FILE (default
+// data/demo.keel, plus FILE-log and FILE-journal), then:
+//  1. a writer process ingests the feed in transactions of a few thousand
+//     events: a hash map holds the last quote per symbol, a B+tree every
+//     trade by (symbol, time), a second B+tree the market's trades in time
+//     order (the tape, built by append);
+//  2. at the same time a reader process asks "last quote of X" and "trades
+//     of X between t1 and t2" for random X, lock-free, and checks every
+//     answer against the feed;
+//  3. at 70% of the feed the parent kill -9s the writer, reopens the store
+//     (timing the recovery), checks that it holds exactly a prefix of the
+//     feed with every acknowledged transaction in it, and ingests the rest;
+//  4. prints answers, rates and the file size.
+// Exit status: 0 when every check passed, 1 on any wrong answer, 2 on bad usage.
 #include <fmt/core.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <filesystem>
-#include <keel/keel.h>
+#include <new>
+#include <string>
+#include <string_view>
+#include <thread>
+
+#include "demo/check.h"
+#include "demo/feed.h"
+#include "demo/processes.h"
+#include "demo/queries.h"
+#include "demo/report.h"
+#include "demo/tick_store.h"
 
 namespace {
 
-struct account {
-  std::uint64_t id;
-  std::int64_t balance;
+using namespace demo;
+
+struct config {
+  std::string path = "data/demo.keel";
+  std::uint64_t events = 4'000'000;
+  std::uint32_t symbols = 5'000;
+  std::uint64_t seed = 1;
+  std::uint64_t kill_pct = 70;
+  bool symbols_set = false;
 };
 
-using clock_type = std::chrono::steady_clock;
-double ms_since(clock_type::time_point t) {
-  return std::chrono::duration<double, std::milli>(clock_type::now() - t).count();
+bool parse(int argc, char** argv, config& c) {
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    auto number = [&](std::uint64_t& out) {
+      if (i + 1 >= argc) return false;
+      char* end = nullptr;
+      out = std::strtoull(argv[++i], &end, 10);
+      return *end == 0;
+    };
+    std::uint64_t n = 0;
+    if (a == "--quick") {
+      c.events = 200'000, c.symbols = 500, c.symbols_set = true;
+    } else if (a == "--events") {
+      if (!number(c.events)) return false;
+    } else if (a == "--symbols") {
+      if (!number(n)) return false;
+      c.symbols = static_cast<std::uint32_t>(n), c.symbols_set = true;
+    } else if (a == "--seed") {
+      if (!number(c.seed)) return false;
+    } else if (a == "--kill-at") {
+      if (!number(c.kill_pct) || c.kill_pct < 1 || c.kill_pct > 99) return false;
+    } else if (!a.empty() && a[0] != '-' && positional == 0) {
+      c.path = a, ++positional;
+    } else if (!a.empty() && a[0] != '-' && positional == 1) {
+      c.events = std::strtoull(argv[i], nullptr, 10), ++positional;
+    } else {
+      return false;
+    }
+  }
+  if (!c.symbols_set) c.symbols = static_cast<std::uint32_t>(std::clamp<std::uint64_t>(c.events / 800, 20, 5000));
+  return c.events >= 100 && c.events < (1ull << 31) && c.symbols >= 1 && c.symbols <= 100'000;
+}
+
+double secs(std::uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+
+int run(const config& cfg) {
+  namespace fs = std::filesystem;
+  const std::uint64_t t_start = now_ns();
+  const std::string& path = cfg.path;
+  if (fs::path(path).has_parent_path()) fs::create_directories(fs::path(path).parent_path());
+  for (const char* suffix : {"", "-log", "-journal"}) fs::remove(path + suffix);
+  fmt::print("keel-demo: a market-data tick store in {} (fresh)\n", path);
+
+  // ---- the feed, and an empty store with its symbol table
+  std::uint64_t t = now_ns();
+  const feed f(cfg.seed, cfg.symbols, cfg.events);
+  fmt::print("feed     {} symbols, {} quotes + {} trades over 09:30-16:00 (seed {}, made in {:.1f} s)\n",
+             group(f.symbols()), group(f.quotes()), group(f.trades()), f.seed(), secs(now_ns() - t));
+  {
+    auto db = keel::store::open(path);
+    tick_store::create(*db, f);
+    db->close();
+  }
+
+  // ---- writer and reader processes
+  void* mem = ::mmap(nullptr, sizeof(shared_state), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (mem == MAP_FAILED) throw std::runtime_error("mmap of the shared counters failed");
+  shared_state* sh = new (mem) shared_state();
+  const std::uint64_t batch = std::clamp<std::uint64_t>(cfg.events / 64, 1, 4096);
+  const std::uint64_t kill_at = std::max<std::uint64_t>(1, cfg.events * cfg.kill_pct / 100);
+  std::fflush(nullptr);
+  const pid_t reader = ::fork();
+  if (reader == 0) reader_main(path, f, sh, cfg.seed * 7919 + 1);
+  child_guard reader_guard(reader);
+  while (!sh->reader_ready.load()) {  // it has opened the store and checked the symbol table
+    reader_guard.check_alive("reader", sh->reader_error);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  const pid_t writer = ::fork();
+  if (writer == 0) writer_main(path, f, sh, batch, kill_at);
+  child_guard writer_guard(writer);
+  while (sh->acked.load() < kill_at) {
+    writer_guard.check_alive("writer", sh->writer_error);
+    reader_guard.check_alive("reader", sh->reader_error);
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  sh->kill_seen = 1;  // let the writer stream on for 2 ms, then kill it wherever it is
+  std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  writer_guard.kill_and_wait();
+  const std::uint64_t acked = sh->acked.load(), seen = sh->seen.load();
+  const std::uint64_t w_ns = sh->writer_last_ns - sh->writer_start_ns;
+  fmt::print("writer   pid {} ingested {} events in {:.1f} s: {}/s ({} per transaction, batch durability)\n",
+             writer, group(acked), secs(w_ns), si(acked / secs(w_ns)), group(batch));
+  fmt::print("kill -9  the writer at {}% of the feed, mid-stream: {} events acknowledged in {} transactions\n",
+             cfg.kill_pct, group(acked), group(sh->txns.load()));
+
+  // ---- recovery
+  t = now_ns();
+  auto db = keel::store::open(path, {.lock_timeout = std::chrono::seconds(5)});
+  const std::uint64_t reopen_ns = now_ns() - t;
+  const keel::store_info info = db->info();
+  fmt::print("reopen   {:.2f} ms: {}\n", reopen_ns / 1e6, describe_recovery(info));
+  tick_store ts(*db);
+  const std::uint64_t held = ts.read_state().committed;
+  bool ok = true;
+  auto fail = [&](const std::string& what) {
+    fmt::print("FAILED   {}\n", what);
+    ok = false;
+  };
+  if (held < acked || held < seen || held > acked + batch || held % batch != 0)
+    fail(fmt::format("store holds {} events; writer acknowledged {}, reader saw {}", held, acked, seen));
+  check_counts c;
+  t = now_ns();
+  if (auto bad = check_prefix(ts, f, held, c); !bad.empty()) fail("after recovery: " + bad);
+  fmt::print("check    store = the first {} events exactly ({} acknowledged + {} committed unacknowledged): "
+             "{} quotes, {} trades, {} tape prints [{:.1f} s]\n",
+             group(held), group(acked), group(held - acked), group(c.quotes), group(c.trades), group(c.prints),
+             secs(now_ns() - t));
+
+  // ---- the rest of the feed, in this process, while the reader goes on
+  t = now_ns();
+  ingest(ts, f, held, f.events(), batch, [](std::uint64_t) {});
+  const std::uint64_t resume_ns = now_ns() - t;
+  fmt::print("resume   {} events in {:.1f} s: {}/s\n", group(f.events() - held), secs(resume_ns),
+             si((f.events() - held) / secs(resume_ns)));
+  c = {};
+  if (auto bad = check_prefix(ts, f, f.events(), c); !bad.empty()) fail("after the whole feed: " + bad);
+
+  sh->stop_reader = 1;
+  const int reader_status = reader_guard.wait();
+  if (reader_status == 2) fail(std::string("reader: ") + sh->reader_error);
+  const double r_s = secs(sh->reader_ns);
+  fmt::print("reader   pid {}, all along: {} lookups ({}/s), {} range scans ({}/s, {:.0f} trades each), "
+             "{} wrong answers{}\n",
+             reader, group(sh->lookups), si(sh->lookups / r_s), group(sh->ranges), si(sh->ranges / r_s),
+             sh->ranges ? static_cast<double>(sh->rows) / static_cast<double>(sh->ranges) : 0.0,
+             group(sh->wrong), sh->busy ? fmt::format(", {} reads timed out while the writer was dead", group(sh->busy)) : "");
+  if (sh->wrong) fail(std::string("reader: ") + sh->reader_error);
+
+  // ---- answers
+  print_answers(ts, f);
+  t = now_ns();
+  const std::uint64_t arena = db->info().arena_used;
+  db->close();
+  struct stat st {};
+  ::stat(path.c_str(), &st);
+  fmt::print("file     {}: {} MiB on disk, {} MiB used; closed (checkpoint) in {:.0f} ms\n", path,
+             st.st_blocks * 512 >> 20, arena >> 20, (now_ns() - t) / 1e6);
+  fmt::print("{}  in {:.1f} s\n", ok ? "done     every answer checked against the feed," : "FAILED  ", secs(now_ns() - t_start));
+  return ok ? 0 : 1;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  const std::string path = argc > 1 ? argv[1] : "data/demo.keel";
-  const int accounts = 1000, transfers = argc > 2 ? std::atoi(argv[2]) : 20000;
+  config cfg;
+  if (!parse(argc, argv, cfg)) {
+    fmt::print(stderr,
+               "usage: keel-demo [FILE] [EVENTS] [--events N] [--symbols N] [--seed N] [--kill-at PCT] [--quick]\n"
+               "  FILE defaults to data/demo.keel; EVENTS (quotes + trades) to 4000000, --quick is 200000\n");
+    return 2;
+  }
   try {
-    std::filesystem::create_directories(std::filesystem::path(path).parent_path().empty()
-                                            ? "."
-                                            : std::filesystem::path(path).parent_path());
-    for (const char* suffix : {"", "-log", "-journal"}) std::filesystem::remove(path + suffix);
-
-    auto t0 = clock_type::now();
-    auto db = keel::store::open(path, {.max_size = 1ull << 30, .mode = keel::durability::batch});
-    fmt::print("created {} in {:.2f} ms\n", path, ms_since(t0));
-
-    // One transaction creates the accounts; each later one moves money
-    // between two of them, so the total never changes.
-    db->write([&](keel::write_txn& tx) {
-      tx.open_root("accounts", keel::kind::raw, keel::type_desc::none(), keel::type_desc::of<account>());
-      const std::uint64_t arr = tx.alloc(sizeof(account) * accounts);
-      for (int i = 0; i < accounts; ++i) {
-        const account a{static_cast<std::uint64_t>(i), 1000};
-        tx.write(arr + i * sizeof(account), &a, sizeof a);
-      }
-      tx.set_root("accounts", arr, accounts);
-    });
-    t0 = clock_type::now();
-    std::uint64_t x = 12345;
-    for (int n = 0; n < transfers; ++n) {
-      db->write([&](keel::write_txn& tx) {
-        const auto arr = tx.find("accounts")->root;
-        x = x * 6364136223846793005ull + 1442695040888963407ull;
-        const auto from = (x >> 33) % accounts, to = (x >> 13) % accounts;
-        account a, b;
-        tx.read(arr + from * sizeof(account), &a, sizeof a);
-        a.balance -= 7;
-        tx.write(arr + from * sizeof(account), &a, sizeof a);
-        tx.read(arr + to * sizeof(account), &b, sizeof b);
-        b.balance += 7;
-        tx.write(arr + to * sizeof(account), &b, sizeof b);
-      });
-    }
-    const double commit_ms = ms_since(t0);
-    fmt::print("committed {} transfers in {:.1f} ms ({:.0f} commits/s, batch mode)\n", transfers, commit_ms,
-               transfers / (commit_ms / 1000));
-    db->close();
-
-    t0 = clock_type::now();
-    auto ro = keel::store::open(path, {.read_only = true});
-    const double open_ms = ms_since(t0);
-    const auto total = ro->read([](const keel::read_view& v) {
-      const auto e = v.find("accounts");
-      std::int64_t sum = 0;
-      for (std::uint64_t i = 0; i < e->aux; ++i)
-        sum += v.get(keel::ref<account>{e->root + i * sizeof(account)}).balance;
-      return sum;
-    });
-    const auto info = ro->info();
-    fmt::print("reopened read-only in {:.3f} ms: {} accounts, total balance {} (expected {})\n", open_ms, accounts,
-               total, accounts * 1000);
-    fmt::print("last LSN {}, checkpoint LSN {}, clean close: {}, file {} KiB\n", info.last_lsn, info.checkpoint_lsn,
-               info.clean_close ? "yes" : "no", info.file_size / 1024);
-    return total == accounts * 1000 ? 0 : 1;
+    return run(cfg);
   } catch (const keel::error& e) {
     fmt::print(stderr, "keel-demo: {} ({})\n", e.what(), keel::to_string(e.code()));
-    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "keel-demo: {}\n", e.what());
   }
+  return 1;
 }
