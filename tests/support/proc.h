@@ -1,0 +1,141 @@
+// Child processes for the crash tests: fork a child that reports through a
+// pipe, read what it wrote, SIGKILL it, reap it. Plus the small helpers every
+// crash test had its own copy of (seeded hashing, env knobs, full writes).
+// Header-only.
+#pragma once
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+namespace keel_test {
+
+inline std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return dflt;
+  return std::strtoull(v, nullptr, 0);
+}
+
+// splitmix64 finalizer.
+inline std::uint64_t mix(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+// A pure function of (seed, k, i): workloads derive transaction k's operations from it.
+inline std::uint64_t h3(std::uint64_t seed, std::uint64_t k, std::uint64_t i) {
+  return mix(seed ^ mix(k * 0x100000001b3ull ^ mix(i + 0x51ed27)));
+}
+
+// write() until done; false on an error (EINTR retried).
+inline bool write_all(int fd, const void* p, std::size_t n) {
+  const char* c = static_cast<const char*>(p);
+  while (n > 0) {
+    const ssize_t w = ::write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return false;
+    c += w;
+    n -= static_cast<std::size_t>(w);
+  }
+  return true;
+}
+
+// A forked child writing to a pipe the parent reads. The destructor SIGKILLs
+// and reaps a child still running (so a failed REQUIRE leaves none behind)
+// and closes the read end.
+class child_proc {
+ public:
+  child_proc() = default;
+  child_proc(const child_proc&) = delete;
+  child_proc& operator=(const child_proc&) = delete;
+  child_proc(child_proc&& o) noexcept : pid_(std::exchange(o.pid_, 0)), fd_(std::exchange(o.fd_, -1)) {}
+  ~child_proc() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, 0);
+    }
+    if (fd_ >= 0) ::close(fd_);
+  }
+
+  // Forks; the child runs body(write_fd) and must not return (it _exits or is
+  // killed). Returns a child with pid() <= 0 when pipe or fork failed.
+  template <class Body>
+  static child_proc spawn(Body&& body) {
+    child_proc c;
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return c;
+    std::fflush(nullptr);
+    const pid_t pid = ::fork();
+    if (pid < 0) {
+      ::close(fds[0]);
+      ::close(fds[1]);
+      return c;
+    }
+    if (pid == 0) {
+      ::close(fds[0]);
+      body(fds[1]);
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    c.pid_ = pid;
+    c.fd_ = fds[0];
+    return c;
+  }
+
+  pid_t pid() const noexcept { return pid_; }
+  int fd() const noexcept { return fd_; }
+
+  // Appends what the child wrote (waiting at most timeout_ms for it) to buf.
+  // False at EOF; true otherwise (also when nothing came).
+  bool pump(std::vector<char>& buf, int timeout_ms) {
+    pollfd p{fd_, POLLIN, 0};
+    if (::poll(&p, 1, timeout_ms) <= 0) return true;
+    char tmp[65536];
+    const ssize_t n = ::read(fd_, tmp, sizeof tmp);
+    if (n == 0) return false;
+    if (n < 0) return errno == EINTR || errno == EAGAIN;
+    buf.insert(buf.end(), tmp, tmp + n);
+    return true;
+  }
+
+  // SIGKILL, then reap. Returns the wait status (-1 when waitpid failed).
+  int kill_and_wait() {
+    if (pid_ <= 0) return -1;
+    ::kill(pid_, SIGKILL);
+    return wait();
+  }
+  // Reaps the child (blocking). Returns the wait status (-1 when waitpid failed).
+  int wait() {
+    if (pid_ <= 0) return -1;
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, 0);
+    pid_ = 0;
+    return r < 0 ? -1 : status;
+  }
+  // Reaps the child if it has ended. Returns true and sets *status then.
+  bool try_wait(int* status) {
+    if (pid_ <= 0) return false;
+    if (::waitpid(pid_, status, WNOHANG) != pid_) return false;
+    pid_ = 0;
+    return true;
+  }
+
+ private:
+  pid_t pid_ = 0;
+  int fd_ = -1;
+};
+
+inline bool killed_by_sigkill(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL; }
+
+}  // namespace keel_test
