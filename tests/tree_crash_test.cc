@@ -484,7 +484,7 @@ class run {
     ++st_.stores;
     path_ = dir_.path("s" + std::to_string(st_.stores));
     md_ = model{};
-    md_.seed = mix(seed_ + static_cast<u64>(st_.stores));
+    md_.seed = mix(mix(seed_) + static_cast<u64>(st_.stores));
     auto db = keel::store::open(path_, make_opts(cfg_));
     db->write([&](keel::write_txn& tx) {
       keel::tree_map<u64, u64>::open(*db, tx, kTm);
