@@ -52,6 +52,7 @@ struct config {
   std::uint64_t wicked_ops = 300'000;
   std::uint64_t scan_len = 100;
   bool quick = false;
+  bool inject_mismatch = false;  // self-test of the checks (--inject_mismatch)
   std::string dir;
   std::string json;
   std::string self;  // path of this executable (children exec it)

@@ -190,6 +190,7 @@ int main(int argc, char** argv) {
     if (k == "--quick") continue;
     else if (k == "--help" || k == "-h") return usage(), 0;
     else if (k == "--histogram") g_histogram_tables = true;
+    else if (k == "--inject_mismatch") c.inject_mismatch = true;
     else if (k == "--num") c.num = count(v, k);
     else if (k == "--value_size") c.value_size = count(v, k);
     else if (k == "--reads") c.reads = count(v, k);
