@@ -30,8 +30,8 @@ struct shared_state {
   std::atomic<std::uint64_t> acked{0};  // events committed: the last commit() that returned
   std::atomic<std::uint64_t> txns{0};
   std::atomic<std::uint64_t> writer_start_ns{0}, writer_last_ns{0};
-  std::atomic<int> kill_seen{0};  // the parent saw the kill point (the writer waits for it once)
-  std::atomic<int> writer_done{0};
+  std::atomic<int> paused{0};       // the writer stopped inside a transaction, for the parent's SIGKILL
+  std::atomic<int> writer_done{0};  // it committed the whole feed
   // reader
   std::atomic<int> reader_ready{0}, stop_reader{0};
   std::atomic<std::uint64_t> lookups{0}, ranges{0}, rows{0}, busy{0}, wrong{0};
@@ -44,10 +44,10 @@ struct shared_state {
 inline void set_error(char (&dst)[512], const std::string& what) { std::snprintf(dst, sizeof dst, "%s", what.c_str()); }
 
 // Ingests the whole feed in transactions of `batch` events, publishing each
-// acknowledged commit. At the kill point it waits until the parent has seen
-// it, then streams on at full speed until the parent's SIGKILL lands.
+// acknowledged commit. Before event pause_at (the middle of a transaction)
+// it stops and waits there, the transaction open, for the parent's SIGKILL.
 [[noreturn]] inline void writer_main(const std::string& path, const feed& f, shared_state* sh, std::uint64_t batch,
-                                     std::uint64_t kill_at) {
+                                     std::uint64_t pause_at) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   try {
     keel::options o;  // durability::batch: no sync on the commit path
@@ -55,11 +55,15 @@ inline void set_error(char (&dst)[512], const std::string& what) { std::snprintf
     auto db = keel::store::open(path, o);
     tick_store ts(*db);
     sh->writer_start_ns = now_ns();
-    ingest(ts, f, 0, f.events(), batch, [&](std::uint64_t end) {
+    auto each_event = [&](std::uint64_t i) {
+      if (i != pause_at) return;
+      sh->paused = 1;
+      for (;;) ::pause();
+    };
+    ingest(ts, f, 0, f.events(), batch, each_event, [&](std::uint64_t end) {
       sh->acked.store(end);
       sh->txns.fetch_add(1);
       sh->writer_last_ns = now_ns();
-      while (end >= kill_at && !sh->kill_seen.load()) std::this_thread::sleep_for(std::chrono::microseconds(20));
     });
     sh->writer_done = 1;
     for (;;) ::pause();  // fed everything before the kill landed: wait for it
@@ -102,11 +106,11 @@ inline void set_error(char (&dst)[512], const std::string& what) { std::snprintf
           sh->lookups.fetch_add(1, std::memory_order_relaxed);
         }
         if (seen > 0) {
-          // Trades of a busy symbol in the last 1..60 s of feed time, or in
-          // a window as long anywhere earlier in the day.
+          // Trades of a busy symbol in the last 1..10 minutes of feed time,
+          // or in a window as long anywhere earlier in the day.
           const std::uint64_t r = rng();
           const auto s = f.busy_symbol(r);
-          const std::int64_t now = f.time(seen - 1) + 1, len = (1 + static_cast<std::int64_t>((r >> 40) % 60)) * kSecond;
+          const std::int64_t now = f.time(seen - 1) + 1, len = (1 + static_cast<std::int64_t>((r >> 40) % 600)) * kSecond;
           const auto before = static_cast<std::int64_t>((r >> 1) % static_cast<std::uint64_t>(now - kOpen));
           const std::int64_t end = (r & 1) ? now : now - before;
           trades_between(ts, s, end - len, end, ra);

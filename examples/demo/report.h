@@ -40,6 +40,11 @@ inline std::string clock_time(std::int64_t ns) {  // ns since midnight -> "12:00
   const std::int64_t ms = ns / 1'000'000;
   return fmt::format("{:02}:{:02}:{:02}.{:03}", ms / 3'600'000, ms / 60'000 % 60, ms / 1000 % 60, ms % 1000);
 }
+inline std::string took(double ns) {  // "32 ns", "7 µs", "1.2 ms"
+  if (ns < 1e3) return fmt::format("{:.0f} ns", ns);
+  if (ns < 1e6) return fmt::format("{:.0f} µs", ns / 1e3);
+  return fmt::format("{:.1f} ms", ns / 1e6);
+}
 inline std::string dollars(std::int64_t px) { return fmt::format("{:.2f}", static_cast<double>(px) / 10000.0); }
 
 // ---- child processes
@@ -85,13 +90,14 @@ class child_guard {
 // ---- the summary
 
 inline std::string describe_recovery(const keel::store_info& i) {
-  const std::string log = fmt::format("{:.1f} MiB of log since the last checkpoint", i.log_bytes / 1048576.0);
+  const std::string tail = fmt::format("{} since the checkpoint, {:.1f} MiB of log",
+                                       group(i.last_lsn - i.checkpoint_lsn), static_cast<double>(i.log_bytes) / 1048576.0);
   switch (i.recovery) {
     case 0:
-      return fmt::format("the dead writer had applied every commit; {} made durable, nothing to replay", log);
+      return fmt::format("nothing to replay, the dead writer had applied every commit ({})", tail);
     case 1:
       return fmt::format("replayed {} log records the dead writer had not applied ({})", group(i.recovered_records),
-                         log);
+                         tail);
     default:
       return fmt::format("full recovery: {} pages restored from the journal, {} log records replayed",
                          group(i.restored_pages), group(i.recovered_records));
@@ -111,15 +117,16 @@ double per_call_ns(int n, F&& f) {
 inline void print_answers(const tick_store& ts, const feed& f) {
   const std::int64_t t1 = 12 * 3600 * kSecond, t2 = t1 + 5 * 60 * kSecond;  // 12:00-12:05
   const std::string window = clock_time(t1).substr(0, 5) + "-" + clock_time(t2).substr(0, 5);
-  for (const std::uint32_t pick : {0u, f.symbols() / 3}) {
+  for (const std::uint32_t pick : {0u, std::max(1u, f.symbols() / 50)}) {
+    if (pick >= f.symbols()) break;
     const std::string& name = f.name(pick);
     const auto id = ts.symbol_id(name);  // the symbol table, as a client would
     if (!id) throw std::runtime_error("symbol " + name + " is not in the symbol table");
     std::optional<quote> q;
     const double q_ns = per_call_ns(1000, [&] { q = ts.quotes.get(*id); });
     if (q)
-      fmt::print("{:<8} last quote {}  bid {} x {}  ask {} x {}  ({:.1f} us per lookup)\n", name, clock_time(q->time_ns),
-                 dollars(q->bid), q->bid_size, dollars(q->ask), q->ask_size, q_ns / 1000);
+      fmt::print("{:<8} last quote {}  bid {} x {}  ask {} x {}  ({} per lookup)\n", name, clock_time(q->time_ns),
+                 dollars(q->bid), q->bid_size, dollars(q->ask), q->ask_size, took(q_ns));
     else
       fmt::print("{:<8} no quote\n", name);
     std::uint64_t n = 0, shares = 0;
@@ -133,18 +140,19 @@ inline void print_answers(const tick_store& ts, const feed& f) {
       });
     });
     if (n)
-      fmt::print("{:<8} trades {}: {}, {} shares, VWAP {:.4f}, low {}, high {}  ({:.0f} us per scan)\n", "", window,
+      fmt::print("{:<8} trades {}: {}, {} shares, VWAP {:.4f}, low {}, high {}  ({} per scan)\n", "", window,
                  group(n), group(shares), notional / static_cast<double>(shares) / 10000.0, dollars(lo), dollars(hi),
-                 r_ns / 1000);
+                 took(r_ns));
     else
-      fmt::print("{:<8} trades {}: none  ({:.0f} us per scan)\n", "", window, r_ns / 1000);
+      fmt::print("{:<8} trades {}: none  ({} per scan)\n", "", window, took(r_ns));
   }
   std::uint64_t n = 0, shares = 0;
-  const double m_ns = per_call_ns(1, [&] {
+  const double m_ns = per_call_ns(5, [&] {
+    n = shares = 0;
     ts.tape.for_each(t1, t2, [&](const std::int64_t&, const print& p) { ++n, shares += p.size; });
   });
-  fmt::print("{:<8} trades {} on the tape: {}, {} shares  ({:.1f} ms per scan)\n", "market", window, group(n),
-             group(shares), m_ns / 1e6);
+  fmt::print("{:<8} trades {} on the tape: {}, {} shares  ({} per scan)\n", "market", window, group(n),
+             group(shares), took(m_ns));
 }
 
 }  // namespace demo

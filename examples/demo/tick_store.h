@@ -77,11 +77,12 @@ struct tick_store {
 };
 
 // Ingests events [from, to) of the feed in transactions of `batch` events,
-// each also recording its end in feed_state.committed; calls done(end)
-// after each commit returns. Throws if the store does not hold exactly
-// [0, from) when it starts.
-template <class F>
-void ingest(tick_store& ts, const feed& f, std::uint64_t from, std::uint64_t to, std::uint64_t batch, F&& done) {
+// each also recording its end in feed_state.committed; calls each_event(i)
+// before event i and done(end) after each commit returns. Throws if the
+// store does not hold exactly [0, from) when it starts.
+template <class E, class F>
+void ingest(tick_store& ts, const feed& f, std::uint64_t from, std::uint64_t to, std::uint64_t batch, E&& each_event,
+            F&& done) {
   for (std::uint64_t b = from; b < to;) {
     const std::uint64_t e = std::min(to, b + batch);
     ts.db->write([&](keel::write_txn& tx) {
@@ -90,6 +91,7 @@ void ingest(tick_store& ts, const feed& f, std::uint64_t from, std::uint64_t to,
         throw std::runtime_error("store holds " + std::to_string(st.committed) + " events, expected " +
                                  std::to_string(b));
       for (std::uint64_t i = b; i < e; ++i) {
+        each_event(i);
         if (!f.is_trade(i)) {
           ts.quotes.put(tx, f.symbol(i), f.quote_at(i));
           continue;
