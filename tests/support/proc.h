@@ -60,12 +60,25 @@ class child_proc {
   child_proc(const child_proc&) = delete;
   child_proc& operator=(const child_proc&) = delete;
   child_proc(child_proc&& o) noexcept : pid_(std::exchange(o.pid_, 0)), fd_(std::exchange(o.fd_, -1)) {}
-  ~child_proc() {
+  child_proc& operator=(child_proc&& o) noexcept {
+    if (this != &o) {
+      reset();
+      pid_ = std::exchange(o.pid_, 0);
+      fd_ = std::exchange(o.fd_, -1);
+    }
+    return *this;
+  }
+  ~child_proc() { reset(); }
+
+  // SIGKILLs and reaps the child if it still runs; closes the pipe.
+  void reset() noexcept {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
+      pid_ = 0;
     }
     if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
   }
 
   // Forks; the child runs body(write_fd) and must not return (it _exits or is
