@@ -85,7 +85,9 @@ bool parse(int argc, char** argv, config& c) {
   return c.events >= 100 && c.events < (1ull << 31) && c.symbols >= 1 && c.symbols <= 100'000;
 }
 
-double secs(std::uint64_t ns) { return static_cast<double>(ns) / 1e9; }
+double secs(std::uint64_t ns) {
+  return static_cast<double>(ns) / 1e9;
+}
 
 int run(const config& cfg) {
   namespace fs = std::filesystem;
@@ -135,8 +137,8 @@ int run(const config& cfg) {
   writer_guard.kill_and_wait();
   const std::uint64_t acked = sh->acked.load(), seen = sh->seen.load();
   const std::uint64_t w_ns = sh->writer_last_ns - sh->writer_start_ns;
-  fmt::print("writer   pid {}: {} events in {:.1f} s, {}/s ({} per transaction, batch durability)\n",
-             writer, group(acked), secs(w_ns), si(acked / secs(w_ns)), group(batch));
+  fmt::print("writer   pid {}: {} events in {:.1f} s, {}/s ({} per transaction, batch durability)\n", writer,
+             group(acked), secs(w_ns), si(acked / secs(w_ns)), group(batch));
   if (sh->writer_done)
     fmt::print("kill -9  the writer at {}% of the feed, after it had committed all of it\n", cfg.kill_pct);
   else
@@ -161,16 +163,18 @@ int run(const config& cfg) {
   check_counts c;
   t = now_ns();
   if (auto bad = check_prefix(ts, f, held, c); !bad.empty()) fail("after recovery: " + bad);
-  fmt::print("check    store = the first {} events: all {} acknowledged transactions, nothing of the open one [{:.1f} s]\n",
-             group(held), group(sh->txns.load()), secs(now_ns() - t));
+  fmt::print(
+      "check    store = the first {} events: all {} acknowledged transactions, nothing of the open one [{:.1f} s]\n",
+      group(held), group(sh->txns.load()), secs(now_ns() - t));
 
   // ---- the rest of the feed, in this process, while the reader goes on
   t = now_ns();
-  ingest(ts, f, held, f.events(), batch, [](std::uint64_t) {}, [](std::uint64_t) {});
+  ingest(
+      ts, f, held, f.events(), batch, [](std::uint64_t) {}, [](std::uint64_t) {});
   const std::uint64_t resume_ns = now_ns() - t;
   if (held < f.events())
-    fmt::print("resume   {} events in {:.1f} s, {}/s (this process, on the reopened store)\n",
-               group(f.events() - held), secs(resume_ns), si((f.events() - held) / secs(resume_ns)));
+    fmt::print("resume   {} events in {:.1f} s, {}/s (this process, on the reopened store)\n", group(f.events() - held),
+               secs(resume_ns), si((f.events() - held) / secs(resume_ns)));
   c = {};
   t = now_ns();
   if (auto bad = check_prefix(ts, f, f.events(), c); !bad.empty()) fail("after the whole feed: " + bad);
@@ -185,7 +189,8 @@ int run(const config& cfg) {
              sh->ranges ? static_cast<double>(sh->rows) / static_cast<double>(sh->ranges) : 0.0, group(sh->wrong),
              sh->busy ? fmt::format(", {} reads timed out while the writer was dead", group(sh->busy)) : "");
   if (reader_status != 0)
-    fail(fmt::format("reader (exit status {}): {}", reader_status, sh->reader_error[0] ? sh->reader_error : "no message"));
+    fail(fmt::format("reader (exit status {}): {}", reader_status,
+                     sh->reader_error[0] ? sh->reader_error : "no message"));
 
   // ---- answers
   print_answers(ts, f);

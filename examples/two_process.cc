@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
     for (std::uint64_t n = 0; n < kUpdates; n += kPerTxn)
       db->write([&](keel::write_txn& tx) {  // all 100 updates become visible at once
         for (std::uint64_t k = n; k < n + kPerTxn; ++k)
-          prices.put(tx, k % kSymbols, price{k, 1000 + static_cast<std::int64_t>(k), 1001 + static_cast<std::int64_t>(k)});
+          prices.put(tx, k % kSymbols,
+                     price{k, 1000 + static_cast<std::int64_t>(k), 1001 + static_cast<std::int64_t>(k)});
       });
     ::_exit(0);
   }

@@ -6,6 +6,8 @@
 // the exact right answer to every query for any prefix of the feed.
 #pragma once
 
+#include <keel/types.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -18,16 +20,14 @@
 #include <utility>
 #include <vector>
 
-#include <keel/types.h>
-
 namespace demo {
 
 // ---- what the store holds (names in the catalog: see tick_store.h)
 
-struct quote {  // "quotes": symbol id -> last quote
-  std::uint64_t seq;             // event number in the feed
-  std::int64_t time_ns;          // since midnight
-  std::int64_t bid, ask;         // price in 1/10000 of a dollar
+struct quote {            // "quotes": symbol id -> last quote
+  std::uint64_t seq;      // event number in the feed
+  std::int64_t time_ns;   // since midnight
+  std::int64_t bid, ask;  // price in 1/10000 of a dollar
   std::uint32_t symbol, bid_size, ask_size, pad;
   friend bool operator==(const quote&, const quote&) = default;
 };
@@ -68,8 +68,10 @@ class feed {
   // Generates the symbol and kind of every event, then indexes them per
   // symbol (about 12 bytes per event). REQUIRES: events < 2^31, symbols <= 100000.
   feed(std::uint64_t seed, std::uint32_t symbols, std::uint64_t events)
-      : seed_(seed), symbols_(symbols), events_(events),
-        gap_(std::max<std::int64_t>(2, (kClose - kOpen) / static_cast<std::int64_t>(std::max<std::uint64_t>(events, 1)))) {
+      : seed_(seed),
+        symbols_(symbols),
+        events_(events),
+        gap_(std::max<std::int64_t>(2, (kClose - kOpen) / static_cast<std::int64_t>(events + 1))) {
     sym_.resize(events);
     std::vector<std::uint32_t> nq(symbols + 1), nt(symbols + 1);
     for (std::uint64_t i = 0; i < events; ++i) {
@@ -127,7 +129,10 @@ class feed {
     std::uint64_t lo = 0, hi = events_;
     while (lo < hi) {
       const std::uint64_t m = lo + (hi - lo) / 2;
-      if (time(m) < t) lo = m + 1; else hi = m;
+      if (time(m) < t)
+        lo = m + 1;
+      else
+        hi = m;
     }
     return lo;
   }
@@ -137,8 +142,12 @@ class feed {
     const std::int64_t t = time(i), mid = mid_price(s, t);
     const std::uint64_t h = mix(seed_ ^ (i * 0x9e3779b97f4a7c15ull) ^ 0x51);
     const std::int64_t half = kTick * static_cast<std::int64_t>(1 + h % 3);
-    return {i, t, mid - half, mid + half, s, static_cast<std::uint32_t>(100 * (1 + (h >> 8) % 50)),
-            static_cast<std::uint32_t>(100 * (1 + (h >> 16) % 50)), 0};
+    quote q{};
+    q.seq = i, q.time_ns = t, q.symbol = s;
+    q.bid = mid - half, q.ask = mid + half;
+    q.bid_size = static_cast<std::uint32_t>(100 * (1 + (h >> 8) % 50));
+    q.ask_size = static_cast<std::uint32_t>(100 * (1 + (h >> 16) % 50));
+    return q;
   }
   trade trade_at(std::uint64_t i) const {
     const std::uint32_t s = symbol(i);
@@ -185,8 +194,8 @@ class feed {
   std::uint64_t seed_;
   std::uint32_t symbols_;
   std::uint64_t events_;
-  std::int64_t gap_;  // ns between consecutive events
-  std::vector<std::uint32_t> sym_;  // per event: symbol | kTradeBit
+  std::int64_t gap_;                                          // ns between consecutive events
+  std::vector<std::uint32_t> sym_;                            // per event: symbol | kTradeBit
   std::vector<std::uint32_t> q_off_, q_idx_, t_off_, t_idx_;  // per symbol: its quote / trade event numbers
   std::vector<std::string> names_;
 };

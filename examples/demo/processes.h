@@ -22,7 +22,8 @@ namespace demo {
 
 inline std::uint64_t now_ns() {  // CLOCK_MONOTONIC: comparable across processes
   return static_cast<std::uint64_t>(
-      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count());
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
 }
 
 struct shared_state {
@@ -41,7 +42,9 @@ struct shared_state {
   char reader_error[512] = {};
 };
 
-inline void set_error(char (&dst)[512], const std::string& what) { std::snprintf(dst, sizeof dst, "%s", what.c_str()); }
+inline void set_error(char (&dst)[512], const std::string& what) {
+  std::snprintf(dst, sizeof dst, "%s", what.c_str());
+}
 
 // Ingests the whole feed in transactions of `batch` events, publishing each
 // acknowledged commit. Before event pause_at (the middle of a transaction)
@@ -83,8 +86,8 @@ inline void set_error(char (&dst)[512], const std::string& what) { std::snprintf
   };
   try {
     keel::options o;
-    o.read_only = true;                                // no lock, never blocks the writer
-    o.read_timeout = std::chrono::milliseconds(250);   // a dead writer's half-applied commit: busy
+    o.read_only = true;                               // no lock, never blocks the writer
+    o.read_timeout = std::chrono::milliseconds(250);  // a dead writer's half-applied commit: busy
     auto db = keel::store::open(path, o);
     tick_store ts(*db);
     for (std::uint32_t s = 0; s < f.symbols(); ++s)
@@ -110,7 +113,8 @@ inline void set_error(char (&dst)[512], const std::string& what) { std::snprintf
           // or in a window as long anywhere earlier in the day.
           const std::uint64_t r = rng();
           const auto s = f.busy_symbol(r);
-          const std::int64_t now = f.time(seen - 1) + 1, len = (1 + static_cast<std::int64_t>((r >> 40) % 600)) * kSecond;
+          const std::int64_t now = f.time(seen - 1) + 1,
+                             len = (1 + static_cast<std::int64_t>((r >> 40) % 600)) * kSecond;
           const auto before = static_cast<std::int64_t>((r >> 1) % static_cast<std::uint64_t>(now - kOpen));
           const std::int64_t end = (r & 1) ? now : now - before;
           trades_between(ts, s, end - len, end, ra);

@@ -31,7 +31,8 @@ inline quote_answer last_quote(const tick_store& ts, std::uint32_t s) {
 inline std::string check_quote(const feed& f, std::uint32_t s, const quote_answer& a) {
   const auto want = f.last_quote(s, a.committed);
   if (!want && !a.q) return {};
-  if (!want) return fmt::format("last quote of {}: got event {}, but none in the first {} events", s, a.q->seq, a.committed);
+  if (!want)
+    return fmt::format("last quote of {}: got event {}, but none in the first {} events", s, a.q->seq, a.committed);
   if (!a.q) return fmt::format("last quote of {}: got none, expected event {}", s, *want);
   if (*a.q != f.quote_at(*want))
     return fmt::format("last quote of {} with {} events committed: got event {} (symbol {}), expected event {}", s,
@@ -54,7 +55,8 @@ inline void trades_between(const tick_store& ts, std::uint32_t s, std::int64_t t
 // Empty when the rows are trades of s in [t1, t2), in time order, each
 // exactly as in the feed, and include every such trade committed before the
 // scan began (trades committed during it may or may not appear).
-inline std::string check_range(const feed& f, std::uint32_t s, std::int64_t t1, std::int64_t t2, const range_answer& a) {
+inline std::string check_range(const feed& f, std::uint32_t s, std::int64_t t1, std::int64_t t2,
+                               const range_answer& a) {
   std::int64_t prev = t1 - 1;
   std::uint64_t old = 0;
   for (const auto& [k, t] : a.rows) {

@@ -45,7 +45,9 @@ inline std::string took(double ns) {  // "32 ns", "7 µs", "1.2 ms"
   if (ns < 1e6) return fmt::format("{:.0f} µs", ns / 1e3);
   return fmt::format("{:.1f} ms", ns / 1e6);
 }
-inline std::string dollars(std::int64_t px) { return fmt::format("{:.2f}", static_cast<double>(px) / 10000.0); }
+inline std::string dollars(std::int64_t px) {
+  return fmt::format("{:.2f}", static_cast<double>(px) / 10000.0);
+}
 
 // ---- child processes
 
@@ -90,8 +92,9 @@ class child_guard {
 // ---- the summary
 
 inline std::string describe_recovery(const keel::store_info& i) {
-  const std::string tail = fmt::format("{} since the checkpoint, {:.1f} MiB of log",
-                                       group(i.last_lsn - i.checkpoint_lsn), static_cast<double>(i.log_bytes) / 1048576.0);
+  const std::string tail =
+      fmt::format("{} since the checkpoint, {:.1f} MiB of log", group(i.last_lsn - i.checkpoint_lsn),
+                  static_cast<double>(i.log_bytes) / 1048576.0);
   switch (i.recovery) {
     case 0:
       return fmt::format("nothing to replay, the dead writer had applied every commit ({})", tail);
@@ -140,9 +143,8 @@ inline void print_answers(const tick_store& ts, const feed& f) {
       });
     });
     if (n)
-      fmt::print("{:<8} trades {}: {}, {} shares, VWAP {:.4f}, low {}, high {}  ({} per scan)\n", "", window,
-                 group(n), group(shares), notional / static_cast<double>(shares) / 10000.0, dollars(lo), dollars(hi),
-                 took(r_ns));
+      fmt::print("{:<8} trades {}: {}, {} shares, VWAP {:.4f}, low {}, high {}  ({} per scan)\n", "", window, group(n),
+                 group(shares), notional / static_cast<double>(shares) / 10000.0, dollars(lo), dollars(hi), took(r_ns));
     else
       fmt::print("{:<8} trades {}: none  ({} per scan)\n", "", window, took(r_ns));
   }
@@ -151,8 +153,8 @@ inline void print_answers(const tick_store& ts, const feed& f) {
     n = shares = 0;
     ts.tape.for_each(t1, t2, [&](const std::int64_t&, const print& p) { ++n, shares += p.size; });
   });
-  fmt::print("{:<8} trades {} on the tape: {}, {} shares  ({} per scan)\n", "market", window, group(n),
-             group(shares), took(m_ns));
+  fmt::print("{:<8} trades {} on the tape: {}, {} shares  ({} per scan)\n", "market", window, group(n), group(shares),
+             took(m_ns));
 }
 
 }  // namespace demo
