@@ -288,6 +288,8 @@ std::string field_from_token(const type_desc& t, const token& tok) {
     d = -std::numeric_limits<double>::infinity();
   else {
     const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), d);
+    if (ec == std::errc::result_out_of_range && end == s.data() + s.size())
+      throw std::invalid_argument(::fmt::format("{} is out of range for {}", s, type_spec(t)));
     if (ec != std::errc{} || end != s.data() + s.size() || s.empty())
       throw std::invalid_argument(::fmt::format("'{}' is not a number", s));
   }

@@ -318,6 +318,7 @@ case_load_errors() {
   printf '{"key":1,"value":1}\n{"key":-1,"value":1}\n' | bad 2 'key: -1 is out of range for u64|key: .-1. is not' jsonl h
   printf '{"key":1,"value":4294967296}\n' | bad 1 'value: 4294967296 is out of range for i32' jsonl h
   printf '{"key":1.5,"value":1}\n' | bad 1 "key: '1.5' is not an integer" jsonl h
+  printf '{"key":1,"value":1e400}\n' | bad 1 "value: 1e400 is out of range for f32" jsonl fl --kind tree --key-type u8 --value-type f32
   printf '{"key":"abc","value":"ok"}\n{"key":"hex:zz","value":"x"}\n' | bad 2 "key: 'z' is not a hex digit" jsonl bm
   printf '{"key":"a","value":"\\q"}\n' | bad 1 "unknown escape" jsonl bm
   printf '{"key":"a","value":"\\ud800"}\n' | bad 1 "unpaired surrogate" jsonl bm
