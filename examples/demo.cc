@@ -64,7 +64,7 @@ bool parse(int argc, char** argv, config& c) {
     };
     std::uint64_t n = 0;
     if (a == "--quick") {
-      c.events = 200'000, c.symbols = 500, c.symbols_set = true;
+      c.events = 500'000, c.symbols = 1'000, c.symbols_set = true;
     } else if (a == "--events") {
       if (!number(c.events)) return false;
     } else if (a == "--symbols") {
@@ -219,7 +219,7 @@ int main(int argc, char** argv) {
   if (!parse(argc, argv, cfg)) {
     fmt::print(stderr,
                "usage: keel-demo [FILE] [EVENTS] [--events N] [--symbols N] [--seed N] [--kill-at PCT] [--quick]\n"
-               "  FILE defaults to data/demo.keel; EVENTS (quotes + trades) to 4000000, --quick is 200000\n");
+               "  FILE defaults to data/demo.keel; EVENTS (quotes + trades) to 4000000, --quick is 500000\n");
     return 2;
   }
   try {
