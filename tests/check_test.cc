@@ -4,6 +4,7 @@
 // modifies the files.
 #include <doctest/doctest.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +27,25 @@ using namespace keel_test;
 using fmt::kPage;
 
 namespace {
+
+// Kills and reaps a child process when the test leaves its scope (also when
+// an assertion fails), so no writer outlives its test.
+struct child_guard {
+  pid_t pid;
+  ~child_guard() {
+    if (pid <= 0) return;
+    ::kill(pid, SIGKILL);
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+  }
+  int kill_and_wait() {
+    int status = 0;
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, &status, 0);
+    pid = -1;
+    return status;
+  }
+};
 
 constexpr u64 kMeta = fmt::kMetaOffset;
 
@@ -128,6 +148,7 @@ void dead_writer(const std::string& path, int n, durability mode = durability::s
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     try {
       auto o = small_opts();
       o.mode = mode;
@@ -142,8 +163,10 @@ void dead_writer(const std::string& path, int n, durability mode = durability::s
       ::_exit(2);
     }
   }
+  child_guard guard{pid};
   int status = 0;
   REQUIRE(::waitpid(pid, &status, 0) == pid);
+  guard.pid = -1;
   REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
 }
 
@@ -224,6 +247,7 @@ TEST_CASE("a store with a live writer in another process is checked on a snapsho
   const pid_t pid = ::fork();
   REQUIRE(pid >= 0);
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     ::close(ready[0]);
     try {
       auto o = small_opts();
@@ -242,6 +266,7 @@ TEST_CASE("a store with a live writer in another process is checked on a snapsho
       ::_exit(2);
     }
   }
+  child_guard guard{pid};
   ::close(ready[1]);
   char c;
   REQUIRE(::read(ready[0], &c, 1) == 1);
@@ -253,9 +278,7 @@ TEST_CASE("a store with a live writer in another process is checked on a snapsho
     CHECK_FALSE(r.recovery_pending);
     CHECK(any_note(r, "a writer (pid"));
   }
-  ::kill(pid, SIGKILL);
-  int status = 0;
-  ::waitpid(pid, &status, 0);
+  const int status = guard.kill_and_wait();
   ::close(ready[0]);
   CHECK(WIFSIGNALED(status));
 }
