@@ -1,13 +1,12 @@
 // keel bench [ARGS...]: runs the quick benchmark set (keel-bench --quick),
 // found next to the keel binary or in the build tree.
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "commands.h"
 #include "common.h"

@@ -1,9 +1,9 @@
 // keel check FILE and keel backup FILE DEST: front ends of keel::check and
 // keel::backup (src/check/, src/backup/).
+#include <fmt/format.h>
+
 #include <cstring>
 #include <fstream>
-
-#include <fmt/format.h>
 
 #include "commands.h"
 #include "common.h"
@@ -66,7 +66,8 @@ int run_check(const check_args& a) {
     o += ::fmt::format(R"("journal_entries":{},"bytes_checked":{},"lsn":{},"recovery_pending":{},"snapshot":{},)",
                        r.journal_entries, r.bytes_checked, r.lsn, r.recovery_pending, r.snapshot);
     o += R"("problems":[)";
-    for (std::size_t i = 0; i < r.problems.size(); ++i) o += ::fmt::format("{}{}", i ? "," : "", problem_json(r.problems[i]));
+    for (std::size_t i = 0; i < r.problems.size(); ++i)
+      o += ::fmt::format("{}{}", i ? "," : "", problem_json(r.problems[i]));
     o += ::fmt::format(R"(],"problems_not_listed":{},"notes":[)", r.problems_not_listed);
     for (std::size_t i = 0; i < r.notes.size(); ++i) o += ::fmt::format("{}{}", i ? "," : "", problem_json(r.notes[i]));
     o += "]}\n";
@@ -92,11 +93,11 @@ int run_backup(const maintenance_args& a) {
     p.set(done);
   });
   p.finish();
-  std::fputs(::fmt::format("backed up {} -> {}: consistent as of LSN {}, {} copied in {:.2f} s{}\n", a.file, a.dest,
-                           r.lsn, human_bytes(r.bytes), r.seconds,
-                           r.attempts > 1 ? ::fmt::format(" ({} attempts)", r.attempts) : "")
-                 .c_str(),
-             stdout);
+  std::fputs(
+      ::fmt::format("backed up {} -> {}: consistent as of LSN {}, {} copied in {:.2f} s{}\n", a.file, a.dest, r.lsn,
+                    human_bytes(r.bytes), r.seconds, r.attempts > 1 ? ::fmt::format(" ({} attempts)", r.attempts) : "")
+          .c_str(),
+      stdout);
   return kOk;
 }
 

@@ -1,14 +1,13 @@
 // keel compact FILE DEST: a logical copy of every structure into a new
 // store, without the free space of the old one.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "commands.h"
 #include "common.h"
@@ -50,10 +49,14 @@ void sync_dir_of(const std::string& p) {
 
 std::uint64_t count_in(store& db, write_txn& tx, const layout& l) {
   switch (l.kind) {
-    case kind::bytes_hash_map: return bytes_map::open(db, tx, l.name).size(tx);
-    case kind::bytes_tree_map: return bytes_tree::open(db, tx, l.name).size(tx);
-    case kind::hash_map: return detail::map_size(tx, l.root, {l.key.size, l.value.size});
-    default: return detail::tree_size(tx, l.root);
+    case kind::bytes_hash_map:
+      return bytes_map::open(db, tx, l.name).size(tx);
+    case kind::bytes_tree_map:
+      return bytes_tree::open(db, tx, l.name).size(tx);
+    case kind::hash_map:
+      return detail::map_size(tx, l.root, {l.key.size, l.value.size});
+    default:
+      return detail::tree_size(tx, l.root);
   }
 }
 
@@ -134,15 +137,15 @@ int run_compact(const maintenance_args& a) {
         throw failure(::fmt::format("cannot rename {} to {}: {}", tmp + suffix, a.dest + suffix, std::strerror(errno)));
     sync_dir_of(a.dest);
     const std::uint64_t after = size_of(a.dest);
-    std::fputs(::fmt::format("compacted {} -> {}: {} structures, {} entries\n"
-                             "  file size   {} -> {}\n"
-                             "  arena used  {} -> {} ({} free -> {})\n",
-                             a.file, a.dest, all.size(), copied, human_bytes(before), human_bytes(after),
-                             human_bytes(si.arena_used - fmt::kArenaOffset),
-                             human_bytes(di.arena_used - fmt::kArenaOffset), human_bytes(si.free_bytes),
-                             human_bytes(di.free_bytes))
-                   .c_str(),
-               stdout);
+    std::fputs(
+        ::fmt::format("compacted {} -> {}: {} structures, {} entries\n"
+                      "  file size   {} -> {}\n"
+                      "  arena used  {} -> {} ({} free -> {})\n",
+                      a.file, a.dest, all.size(), copied, human_bytes(before), human_bytes(after),
+                      human_bytes(si.arena_used - fmt::kArenaOffset), human_bytes(di.arena_used - fmt::kArenaOffset),
+                      human_bytes(si.free_bytes), human_bytes(di.free_bytes))
+            .c_str(),
+        stdout);
   } catch (...) {
     remove_store_files(tmp);
     throw;

@@ -1,7 +1,6 @@
 // keel create FILE and keel checkpoint FILE.
-#include <sys/stat.h>
-
 #include <fmt/format.h>
+#include <sys/stat.h>
 
 #include "commands.h"
 #include "common.h"

@@ -1,11 +1,10 @@
 // keel dump FILE NAME: every entry of a structure as JSON lines or CSV.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "commands.h"
 #include "common.h"
@@ -68,7 +67,9 @@ text_format parse_format(const std::string& f) {
 
 }  // namespace
 
-text_format format_of(const std::string& f) { return parse_format(f); }
+text_format format_of(const std::string& f) {
+  return parse_format(f);
+}
 
 int run_dump(const dump_args& a) {
   const text_format f = parse_format(a.format);

@@ -1,9 +1,8 @@
 // keel info FILE [--json]: what a store holds and in what state it is.
 #include <fcntl.h>
+#include <fmt/format.h>
 
 #include <ctime>
-
-#include <fmt/format.h>
 
 #include "commands.h"
 #include "common.h"
@@ -62,7 +61,7 @@ std::string slot_text(const superblock_slot& s, bool newest) {
   std::string t = s.valid() ? (newest ? "valid, newest" : "valid") : "INVALID (" + s.problem + ")";
   if (s.valid() || s.problem == "checksum mismatch")
     t += ::fmt::format(", sequence {}, checkpoint LSN {} at {}{}", b.sequence, b.checkpoint_lsn, utc(b.checkpoint_ns),
-                     (b.flags & fmt::kFlagCleanClose) ? ", clean close" : "");
+                       (b.flags & fmt::kFlagCleanClose) ? ", clean close" : "");
   return t;
 }
 
@@ -115,31 +114,32 @@ int run_info(const info_args& a) {
   else if (!db)
     close_state = "not clean: needs recovery";
   else
-    close_state = ::fmt::format("not clean: a writer died; the next writable open replays {} of log", human_bytes(si.log_bytes));
+    close_state =
+        ::fmt::format("not clean: a writer died; the next writable open replays {} of log", human_bytes(si.log_bytes));
 
   if (a.json) {
     std::string o = "{";
-    o += ::fmt::format(R"("path":{},"format_version":{},"page_size":{},)", json_quote(a.file), fmt::kVersion, fmt::kPage);
+    o += ::fmt::format(R"("path":{},"format_version":{},"page_size":{},)", json_quote(a.file), fmt::kVersion,
+                       fmt::kPage);
     o += R"("superblocks":[)" + slot_json(slots[0], 0, newest == 0) + "," + slot_json(slots[1], 1, newest == 1) + "],";
     o += ::fmt::format(R"("writer_active":{},)", writer < 0 ? "null" : writer ? "true" : "false");
     o += ::fmt::format(R"("needs_recovery":{},)", db ? "false" : "true");
     o += ::fmt::format(R"("clean_close":{},"close_state":{},)", clean, json_quote(close_state));
     if (db) {
-      o += ::fmt::format(
-          R"("sizes":{{"file":{},"max":{},"arena_used":{},"allocated":{},"free":{},"reserved":{}}},)", si.file_size,
-          si.max_size, si.arena_used - fmt::kArenaOffset, si.live_bytes, si.free_bytes,
-          si.file_size > si.arena_used ? si.file_size - si.arena_used : 0);
+      o += ::fmt::format(R"("sizes":{{"file":{},"max":{},"arena_used":{},"allocated":{},"free":{},"reserved":{}}},)",
+                         si.file_size, si.max_size, si.arena_used - fmt::kArenaOffset, si.live_bytes, si.free_bytes,
+                         si.file_size > si.arena_used ? si.file_size - si.arena_used : 0);
       o += ::fmt::format(R"("durability":{},"last_lsn":{},"checkpoint_lsn":{},"last_checkpoint":{},)",
-                       json_quote(mode_name(si.mode)), si.last_lsn, si.checkpoint_lsn,
-                       json_quote(utc(sb ? sb->checkpoint_ns : 0)));
+                         json_quote(mode_name(si.mode)), si.last_lsn, si.checkpoint_lsn,
+                         json_quote(utc(sb ? sb->checkpoint_ns : 0)));
       o += ::fmt::format(R"("log_bytes":{},"journal_bytes":{},)", si.log_bytes, si.journal_bytes);
       o += R"("structures":[)";
       for (std::size_t i = 0; i < rows.size(); ++i) {
         const auto& r = rows[i];
         o += ::fmt::format(R"({}{{"name":{},"kind":{},"key_type":{},"value_type":{},"root":{},"entries":{})",
-                         i ? "," : "", json_quote(r.e.name), json_quote(kind_name(r.e.kind)),
-                         json_quote(type_spec(r.e.key)), json_quote(type_spec(r.e.value)), r.e.root,
-                         r.entries ? std::to_string(*r.entries) : "null");
+                           i ? "," : "", json_quote(r.e.name), json_quote(kind_name(r.e.kind)),
+                           json_quote(type_spec(r.e.key)), json_quote(type_spec(r.e.value)), r.e.root,
+                           r.entries ? std::to_string(*r.entries) : "null");
         if (!r.problem.empty()) o += R"(,"problem":)" + json_quote(r.problem);
         o += "}";
       }
@@ -158,8 +158,9 @@ int run_info(const info_args& a) {
   o += ::fmt::format("superblock 0     {}\n", slot_text(slots[0], newest == 0));
   o += ::fmt::format("superblock 1     {}\n", slot_text(slots[1], newest == 1));
   if (sb) o += ::fmt::format("created          {}\n", utc(sb->created_ns));
-  o += ::fmt::format("writer           {}\n",
-                   writer < 0 ? "unknown" : writer ? "a process has the store open for writing" : "none");
+  o += ::fmt::format("writer           {}\n", writer < 0 ? "unknown"
+                                              : writer   ? "a process has the store open for writing"
+                                                         : "none");
   if (!db) {
     o += ::fmt::format("last close       {}\n", close_state);
     o += ::fmt::format("state            {}\n", open_problem);
@@ -170,15 +171,15 @@ int run_info(const info_args& a) {
   o += ::fmt::format("last close       {}\n", close_state);
   o += ::fmt::format("durability       {} (as recorded by the last checkpoint)\n", mode_name(si.mode));
   o += ::fmt::format("last checkpoint  LSN {} at {}; last commit LSN {}\n", si.checkpoint_lsn,
-                   utc(sb ? sb->checkpoint_ns : 0), si.last_lsn);
+                     utc(sb ? sb->checkpoint_ns : 0), si.last_lsn);
   o += ::fmt::format("log              {} since the checkpoint; journal {}\n", human_bytes(si.log_bytes),
-                   human_bytes(si.journal_bytes));
+                     human_bytes(si.journal_bytes));
   const std::uint64_t reserved = si.file_size > si.arena_used ? si.file_size - si.arena_used : 0;
   o += ::fmt::format("file size        {} ({} bytes), max size {}\n", human_bytes(si.file_size), si.file_size,
-                   human_bytes(si.max_size));
+                     human_bytes(si.max_size));
   o += ::fmt::format("arena            {} used: {} allocated, {} free (reusable); {} reserved beyond it\n",
-                   human_bytes(si.arena_used - fmt::kArenaOffset), human_bytes(si.live_bytes),
-                   human_bytes(si.free_bytes), human_bytes(reserved));
+                     human_bytes(si.arena_used - fmt::kArenaOffset), human_bytes(si.live_bytes),
+                     human_bytes(si.free_bytes), human_bytes(reserved));
   o += ::fmt::format("structures       {}\n", rows.size());
   if (!rows.empty()) {
     std::size_t w = 4, kw = 3, vw = 5;
@@ -191,9 +192,8 @@ int run_info(const info_args& a) {
                        "ENTRIES", "ROOT");
     for (const auto& r : rows)
       o += ::fmt::format("  {:<{}}  {:<10}  {:<{}}  {:<{}}  {:>10}  {}{}\n", r.e.name, w, kind_name(r.e.kind),
-                         type_spec(r.e.key), kw, type_spec(r.e.value), vw,
-                         r.entries ? std::to_string(*r.entries) : "-", r.e.root,
-                         r.problem.empty() ? "" : "  (" + r.problem + ")");
+                         type_spec(r.e.key), kw, type_spec(r.e.value), vw, r.entries ? std::to_string(*r.entries) : "-",
+                         r.e.root, r.problem.empty() ? "" : "  (" + r.problem + ")");
   }
   std::fputs(o.c_str(), stdout);
   return kOk;

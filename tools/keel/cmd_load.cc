@@ -2,13 +2,12 @@
 // created when absent. All or nothing by default (one transaction); with
 // --batch N, a commit every N entries and --start-line to resume.
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-
-#include <fmt/format.h>
 
 #include "commands.h"
 #include "common.h"
@@ -82,7 +81,7 @@ int run_load(const load_args& a) {
 
   line_source in(fd);
   progress p("load", "bytes", input_size, progress::unit::bytes);
-  std::uint64_t lines = 0;          // physical lines consumed
+  std::uint64_t lines = 0;  // physical lines consumed
   std::uint64_t loaded = 0, added = 0;
   std::uint64_t committed_loaded = 0;
   std::uint64_t batch_first_line = a.start_line;  // first line of the open batch
@@ -95,9 +94,10 @@ int run_load(const load_args& a) {
   auto fail_at = [&](std::uint64_t at, const std::string& why) -> failure {
     std::string msg = ::fmt::format("{}, line {}: {}", input_name, at, why);
     if (a.batch > 0 && committed_loaded > 0)
-      msg += ::fmt::format("; the {} entries before line {} were committed in earlier batches (resume with "
-                           "--start-line {})",
-                           committed_loaded, batch_first_line, batch_first_line);
+      msg += ::fmt::format(
+          "; the {} entries before line {} were committed in earlier batches (resume with "
+          "--start-line {})",
+          committed_loaded, batch_first_line, batch_first_line);
     else
       msg += "; nothing was loaded";
     return failure(msg);
@@ -159,10 +159,10 @@ int run_load(const load_args& a) {
   db->close();
   p.update(in.bytes_read());
   p.finish();
-  std::fputs(::fmt::format("loaded {} entries into '{}' ({} added, {} replaced)\n", loaded, a.name, added,
-                           loaded - added)
-                 .c_str(),
-             stdout);
+  std::fputs(
+      ::fmt::format("loaded {} entries into '{}' ({} added, {} replaced)\n", loaded, a.name, added, loaded - added)
+          .c_str(),
+      stdout);
   return kOk;
 }
 

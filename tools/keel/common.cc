@@ -1,5 +1,6 @@
 #include "common.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cctype>
@@ -7,15 +8,14 @@
 #include <charconv>
 #include <cstring>
 
-#include <fmt/format.h>
-
 #include "superblocks.h"
 
 namespace keel::cli {
 
 std::uint64_t parse_size(std::string_view text, std::string_view option) {
   auto bad = [&] {
-    return failure(::fmt::format("{}: '{}' is not a size (examples: 4096, 64M, 64MiB, 1G, 2TiB)", option, text), kUsage);
+    return failure(::fmt::format("{}: '{}' is not a size (examples: 4096, 64M, 64MiB, 1G, 2TiB)", option, text),
+                   kUsage);
   };
   std::string_view s = text;
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
@@ -26,12 +26,18 @@ std::uint64_t parse_size(std::string_view text, std::string_view option) {
   while (!unit.empty() && unit.front() == ' ') unit.erase(0, 1);
   for (auto& c : unit) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   int shift = 0;
-  if (unit.empty() || unit == "b") shift = 0;
-  else if (unit == "k" || unit == "kb" || unit == "kib") shift = 10;
-  else if (unit == "m" || unit == "mb" || unit == "mib") shift = 20;
-  else if (unit == "g" || unit == "gb" || unit == "gib") shift = 30;
-  else if (unit == "t" || unit == "tb" || unit == "tib") shift = 40;
-  else throw bad();
+  if (unit.empty() || unit == "b")
+    shift = 0;
+  else if (unit == "k" || unit == "kb" || unit == "kib")
+    shift = 10;
+  else if (unit == "m" || unit == "mb" || unit == "mib")
+    shift = 20;
+  else if (unit == "g" || unit == "gb" || unit == "gib")
+    shift = 30;
+  else if (unit == "t" || unit == "tb" || unit == "tib")
+    shift = 40;
+  else
+    throw bad();
   if (shift > 0 && n > (~std::uint64_t{0} >> shift)) throw bad();
   return n << shift;
 }
@@ -45,9 +51,12 @@ durability parse_mode(std::string_view text) {
 
 std::string_view mode_name(durability m) noexcept {
   switch (m) {
-    case durability::sync: return "sync";
-    case durability::batch: return "batch";
-    case durability::checkpoint: return "checkpoint";
+    case durability::sync:
+      return "sync";
+    case durability::batch:
+      return "batch";
+    case durability::checkpoint:
+      return "checkpoint";
   }
   return "unknown";
 }

@@ -1,9 +1,8 @@
 // keel: the command-line tool of Keel stores (docs/CLI.md).
+#include <CLI/CLI.hpp>
 #include <cstdio>
 #include <exception>
 #include <string>
-
-#include <CLI/CLI.hpp>
 
 #include "commands.h"
 #include "common.h"
@@ -24,10 +23,11 @@ int fail_line(const std::string& what, int code) {
 }
 
 int run(int argc, char** argv) {
-  CLI::App app{"keel: create, inspect, check, dump, load, back up and compact Keel stores.\n"
-               "Exit codes: 0 ok, 1 check found problems, 2 bad command line, 3 the command failed.\n"
-               "Manual: docs/CLI.md",
-               "keel"};
+  CLI::App app{
+      "keel: create, inspect, check, dump, load, back up and compact Keel stores.\n"
+      "Exit codes: 0 ok, 1 check found problems, 2 bad command line, 3 the command failed.\n"
+      "Manual: docs/CLI.md",
+      "keel"};
   app.set_version_flag("--version", std::string("keel ") + KEEL_VERSION);
   app.require_subcommand(1, 1);
   app.add_flag("-q,--quiet", settings().quiet, "no progress output on stderr");

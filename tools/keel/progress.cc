@@ -1,11 +1,10 @@
 #include "progress.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <cstdlib>
-
-#include <fmt/format.h>
 
 #include "common.h"
 
@@ -51,7 +50,9 @@ std::string progress::amount(std::uint64_t n) const {
   return unit_ == unit::bytes ? human_bytes(n) : compact_count(static_cast<double>(n));
 }
 
-std::string progress::suffix() const { return unit_ == unit::bytes ? std::string() : " " + what_; }
+std::string progress::suffix() const {
+  return unit_ == unit::bytes ? std::string() : " " + what_;
+}
 
 std::string progress::line(double secs, bool bar) const {
   const double rate = secs > 0 ? static_cast<double>(done_) / secs : 0;

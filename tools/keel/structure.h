@@ -6,10 +6,9 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
-
-#include <optional>
 
 #include "keel/bytes_map.h"
 #include "keel/bytes_tree.h"

@@ -11,9 +11,9 @@
 namespace keel::cli {
 
 struct superblock_slot {
-  bool present = false;   // the file is long enough to hold the slot
-  fmt::superblock sb{};   // the raw bytes (meaningful when present)
-  std::string problem;    // why the slot is not usable; empty when valid
+  bool present = false;  // the file is long enough to hold the slot
+  fmt::superblock sb{};  // the raw bytes (meaningful when present)
+  std::string problem;   // why the slot is not usable; empty when valid
   bool valid() const { return present && problem.empty(); }
 };
 

@@ -1,5 +1,6 @@
 #include "text_codec.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -8,8 +9,6 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
-
-#include <fmt/format.h>
 
 #include "common.h"
 
@@ -42,7 +41,8 @@ std::string from_hex(std::string_view s) {
   std::string b(s.size() / 2, '\0');
   for (std::size_t i = 0; i < b.size(); ++i) {
     const int hi = hex_digit(s[2 * i]), lo = hex_digit(s[2 * i + 1]);
-    if (hi < 0 || lo < 0) throw std::invalid_argument(::fmt::format("'{}' is not a hex digit", hi < 0 ? s[2 * i] : s[2 * i + 1]));
+    if (hi < 0 || lo < 0)
+      throw std::invalid_argument(::fmt::format("'{}' is not a hex digit", hi < 0 ? s[2 * i] : s[2 * i + 1]));
     b[i] = static_cast<char>(hi << 4 | lo);
   }
   return b;
@@ -60,14 +60,22 @@ bool valid_utf8(std::string_view s) {
     }
     int n;
     unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) n = 1;
-    else if (c == 0xE0) n = 2, lo = 0xA0;
-    else if (c == 0xED) n = 2, hi = 0x9F;
-    else if (c >= 0xE1 && c <= 0xEF) n = 2;
-    else if (c == 0xF0) n = 3, lo = 0x90;
-    else if (c >= 0xF1 && c <= 0xF3) n = 3;
-    else if (c == 0xF4) n = 3, hi = 0x8F;
-    else return false;
+    if (c >= 0xC2 && c <= 0xDF)
+      n = 1;
+    else if (c == 0xE0)
+      n = 2, lo = 0xA0;
+    else if (c == 0xED)
+      n = 2, hi = 0x9F;
+    else if (c >= 0xE1 && c <= 0xEF)
+      n = 2;
+    else if (c == 0xF0)
+      n = 3, lo = 0x90;
+    else if (c >= 0xF1 && c <= 0xF3)
+      n = 3;
+    else if (c == 0xF4)
+      n = 3, hi = 0x8F;
+    else
+      return false;
     for (int k = 1; k <= n; ++k) {
       if (i + k >= s.size()) return false;
       const unsigned d = p[i + k];
@@ -88,9 +96,15 @@ bool printable(std::string_view s) {
   return valid_utf8(s);
 }
 
-bool is_int(const type_desc& t) { return t.code >= 1 && t.code <= 8; }
-bool is_signed(const type_desc& t) { return t.code >= 5 && t.code <= 8; }
-unsigned int_bytes(const type_desc& t) { return 1u << ((t.code - 1) % 4); }
+bool is_int(const type_desc& t) {
+  return t.code >= 1 && t.code <= 8;
+}
+bool is_signed(const type_desc& t) {
+  return t.code >= 5 && t.code <= 8;
+}
+unsigned int_bytes(const type_desc& t) {
+  return 1u << ((t.code - 1) % 4);
+}
 
 std::string number_text(const type_desc& t, std::string_view f) {
   if (is_int(t)) {
@@ -121,11 +135,21 @@ void json_string(std::string& out, std::string_view s) {
   out += '"';
   for (unsigned char c : s) {
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (c < 0x20 || c == 0x7f)
           out += ::fmt::format("\\u{:04x}", c);
@@ -185,8 +209,8 @@ std::string int_field(std::string_view text, const type_desc& t) {
 }  // namespace
 
 std::string type_spec(const type_desc& t) {
-  static constexpr const char* names[] = {"none", "u8", "u16", "u32", "u64", "i8", "i16",
-                                          "i32",  "i64", "f32", "f64", "bytes"};
+  static constexpr const char* names[] = {"none", "u8",  "u16", "u32", "u64", "i8",
+                                          "i16",  "i32", "i64", "f32", "f64", "bytes"};
   if (t.code < 12) return names[t.code];
   if (t.code == 12) return ::fmt::format("fixed:{}:{}:{:#x}", t.size, t.align, t.fp);
   return ::fmt::format("code{}", t.code);
@@ -194,7 +218,7 @@ std::string type_spec(const type_desc& t) {
 
 type_desc parse_type_spec(std::string_view spec, std::string_view option) {
   static constexpr std::pair<std::string_view, std::uint16_t> simple[] = {
-      {"u8", 1}, {"u16", 2}, {"u32", 3}, {"u64", 4}, {"i8", 5},  {"i16", 6},
+      {"u8", 1},  {"u16", 2}, {"u32", 3}, {"u64", 4},  {"i8", 5},    {"i16", 6},
       {"i32", 7}, {"i64", 8}, {"f32", 9}, {"f64", 10}, {"bytes", 11}};
   for (auto [name, code] : simple) {
     if (spec != name) continue;
@@ -204,8 +228,8 @@ type_desc parse_type_spec(std::string_view spec, std::string_view option) {
   }
   auto bad = [&](std::string_view why) {
     return failure(::fmt::format("{}: '{}' {} (types: u8 u16 u32 u64 i8 i16 i32 i64 f32 f64 bytes "
-                               "fixed:SIZE[:ALIGN[:FINGERPRINT]])",
-                               option, spec, why),
+                                 "fixed:SIZE[:ALIGN[:FINGERPRINT]])",
+                                 option, spec, why),
                    kUsage);
   };
   if (spec.substr(0, 6) != "fixed:") throw bad("is not a type");
@@ -242,7 +266,9 @@ type_desc parse_type_spec(std::string_view spec, std::string_view option) {
   return d;
 }
 
-std::uint32_t fixed_size(const type_desc& t) { return t.code == 11 ? 0 : t.size; }
+std::uint32_t fixed_size(const type_desc& t) {
+  return t.code == 11 ? 0 : t.size;
+}
 
 void append_json(std::string& out, const type_desc& t, std::string_view f) {
   bool text;
@@ -259,7 +285,8 @@ void append_csv(std::string& out, const type_desc& t, std::string_view f) {
 }
 
 std::string field_from_token(const type_desc& t, const token& tok) {
-  if (tok.kind == token::literal) throw std::invalid_argument(::fmt::format("'{}' is not a {}", tok.text, type_spec(t)));
+  if (tok.kind == token::literal)
+    throw std::invalid_argument(::fmt::format("'{}' is not a {}", tok.text, type_spec(t)));
   const std::string_view s = tok.text;
   if (t.code == 11) {
     if (tok.kind != token::string) throw std::invalid_argument("a byte string must be a JSON string");
@@ -275,7 +302,8 @@ std::string field_from_token(const type_desc& t, const token& tok) {
     return from_hex(h);
   }
   if (is_int(t)) {
-    if (tok.kind == token::string && tok.text.empty()) throw std::invalid_argument("empty field where an integer belongs");
+    if (tok.kind == token::string && tok.text.empty())
+      throw std::invalid_argument("empty field where an integer belongs");
     return is_signed(t) ? int_field<std::int64_t>(s, t) : int_field<std::uint64_t>(s, t);
   }
   // f32 / f64
@@ -328,7 +356,9 @@ struct json_reader {
     return false;
   }
   void expect(char c, const char* what) {
-    if (!eat(c)) fail(i < s.size() ? ::fmt::format("expected {}, found '{}'", what, s[i]) : ::fmt::format("expected {}, found the end of the line", what));
+    if (!eat(c))
+      fail(i < s.size() ? ::fmt::format("expected {}, found '{}'", what, s[i])
+                        : ::fmt::format("expected {}, found the end of the line", what));
   }
   static void put_utf8(std::string& o, std::uint32_t cp) {
     if (cp < 0x80) {
@@ -373,14 +403,30 @@ struct json_reader {
       if (i >= s.size()) fail("unterminated string");
       const char e = s[i++];
       switch (e) {
-        case '"': o += '"'; break;
-        case '\\': o += '\\'; break;
-        case '/': o += '/'; break;
-        case 'b': o += '\b'; break;
-        case 'f': o += '\f'; break;
-        case 'n': o += '\n'; break;
-        case 'r': o += '\r'; break;
-        case 't': o += '\t'; break;
+        case '"':
+          o += '"';
+          break;
+        case '\\':
+          o += '\\';
+          break;
+        case '/':
+          o += '/';
+          break;
+        case 'b':
+          o += '\b';
+          break;
+        case 'f':
+          o += '\f';
+          break;
+        case 'n':
+          o += '\n';
+          break;
+        case 'r':
+          o += '\r';
+          break;
+        case 't':
+          o += '\t';
+          break;
         case 'u': {
           std::uint32_t cp = hex4();
           if (cp >= 0xD800 && cp <= 0xDBFF) {
@@ -395,7 +441,8 @@ struct json_reader {
           put_utf8(o, cp);
           break;
         }
-        default: fail(::fmt::format("unknown escape '\\{}'", e));
+        default:
+          fail(::fmt::format("unknown escape '\\{}'", e));
       }
     }
   }

@@ -33,7 +33,7 @@ void append_csv(std::string& out, const type_desc& t, std::string_view field);
 // A field as read from a line, before it is checked against its type.
 struct token {
   enum kind_t { string, number, literal } kind = string;  // literal: true/false/null
-  std::string text;  // decoded string bytes, or the number's characters
+  std::string text;                                       // decoded string bytes, or the number's characters
 };
 // Converts a token to the field bytes of type t; throws std::invalid_argument
 // with the reason (the caller adds the line number).
