@@ -12,7 +12,9 @@
 #include <chrono>
 #include <cstring>
 #include <keel/check.h>
+#include <keel/bytes_tree.h>
 #include <keel/keel.h>
+#include <keel/tree_map.h>
 #include <random>
 #include <string>
 
@@ -70,8 +72,8 @@ bool any_note(const check_report& r, const std::string& text) {
 }
 
 struct built {
-  u64 m_root = 0, empty_root = 0, b_root = 0;
-  u64 m_size = 0, b_size = 0;
+  u64 m_root = 0, empty_root = 0, b_root = 0, t_root = 0, bt_root = 0;
+  u64 m_size = 0, b_size = 0, t_size = 0, bt_size = 0;
 };
 
 // A store with a fixed-key hash map left in the middle of a resize, a bytes
@@ -93,6 +95,18 @@ built build(const std::string& path) {
       m.erase(tx, i);
       b.erase(tx, "key-" + std::to_string(i));
     });
+  // Two B+trees: several levels, blobs, erased entries.
+  auto t = tree_map<u64, u64>::open(*db, "t");
+  auto bt = bytes_tree::open(*db, "bt");
+  for (u64 i = 0; i < 3000; i += 100)
+    db->write([&](write_txn& tx) {
+      for (u64 j = i; j < i + 100; ++j) t.put(tx, j * 7919 % 3001, j);
+      bt.put(tx, "row-" + std::to_string(i), std::string(i % 700 == 0 ? 9000 : 40, 'r'));
+    });
+  db->write([&](write_txn& tx) {
+    for (u64 j = 0; j < 3000; j += 3) t.erase(tx, j);
+    bt.erase(tx, "row-700");
+  });
   // Leave a resize running.
   for (u64 k = 1000; k < 3000 && read_root(*db, m.root()).old.groups == 0; ++k)
     db->write([&](write_txn& tx) { m.put(tx, k, k); });
@@ -100,6 +114,10 @@ built build(const std::string& path) {
   out.m_root = m.root();
   out.empty_root = e.root();
   out.b_root = b.root();
+  out.t_root = t.root();
+  out.bt_root = bt.root();
+  out.t_size = t.size();
+  out.bt_size = bt.size();
   out.m_size = m.size();
   out.b_size = b.size();
   db->close();
@@ -202,8 +220,8 @@ TEST_CASE("a healthy store is clean, in place") {
   CHECK(r.clean());
   CHECK_FALSE(r.snapshot);
   CHECK_FALSE(r.recovery_pending);
-  CHECK(r.structures == 3);
-  CHECK(r.entries == b.m_size + b.b_size);
+  CHECK(r.structures == 5);
+  CHECK(r.entries == b.m_size + b.b_size + b.t_size + b.bt_size);
   CHECK(r.blocks > 100);
   CHECK(r.log_records == 0);
   CHECK(r.lsn > 400);
@@ -587,7 +605,35 @@ TEST_CASE("journal: an entry corrupt in the middle is an error, a torn tail a no
   }
 }
 
-TEST_CASE("a raw structure and a tree entry are named, not guessed at") {
+TEST_CASE("tree damage is reported through the tree engine's checker, with its blocks accounted") {
+  temp_dir d;
+  const std::string p = d.path("s.keel");
+  const built b = build(p);
+  // The tree root's first node pointer (docs/FORMAT.md, "B+tree": u64 at 16).
+  const u64 node = peek64(p, b.t_root + 16);
+  REQUIRE(node % kPage == 0);
+  SUBCASE("a node's bytes") {
+    const std::string f = read_file(p);
+    std::string junk(64, '\xee');
+    poke(p, node + 64, junk.data(), junk.size());
+    const check_report r = check(p);
+    INFO(dump(r));
+    bool tree = false;
+    for (const auto& q : r.problems) tree |= q.where == "tree_map 't'";
+    CHECK(tree);
+  }
+  SUBCASE("a free block over a tree node") {
+    const int cls = fmt::kSmallClasses - 1;  // 4096-byte blocks
+    const fmt::meta_page m = read_meta(p);
+    poke64(p, kMeta + offsetof(fmt::meta_page, free_head) + 8 * cls, node);
+    (void)m;
+    const check_report r = check(p);
+    INFO(dump(r));
+    CHECK(find(r.problems, "allocator", node, "tree_map 't'") != nullptr);
+  }
+}
+
+TEST_CASE("a raw structure is named, not guessed at") {
   temp_dir d;
   const std::string p = d.path("s.keel");
   {
@@ -613,9 +659,13 @@ TEST_CASE("random byte flips never crash or hang the checker") {
     auto db = store::open(p, small_opts());
     auto m = hash_map<u64, u64>::open(*db, "m");
     auto b = bytes_map::open(*db, "b");
+    auto t = tree_map<u64, u64>::open(*db, "t");
+    auto bt = bytes_tree::open(*db, "bt");
     for (u64 i = 0; i < 200; ++i)
       db->write([&](write_txn& tx) {
         m.put(tx, i, i);
+        for (u64 j = 0; j < 5; ++j) t.put(tx, i * 5 + j, j);
+        bt.put(tx, "k" + std::to_string(i * 31 % 200), std::string(i % 50 == 0 ? 6000 : i % 40, 't'));
         b.put(tx, std::to_string(i), std::string(i % 11 == 0 ? 4500 : i % 60, 'v'));
         if (i % 4 == 0) b.erase(tx, std::to_string(i / 2));
       });

@@ -37,7 +37,7 @@ const char* kind_name(std::uint16_t k) {
     case 2: return "hash_map";
     case 3: return "bytes_map";
     case 4: return "tree_map";
-    case 5: return "bytes_tree_map";
+    case 5: return "bytes_tree";
   }
   return "?";
 }

@@ -1,7 +1,8 @@
 // Hash maps and bytes maps (docs/FORMAT.md, "Hash map", "Byte-string map"):
 // root block, both tables of a resize, control bytes, every live entry
 // found from its hash, counts; and B+trees through the tree engine's own
-// checker when it is linked in.
+// checker (src/tree/check.cc), whose blocks join the overlap and accounting
+// pass.
 #include <algorithm>
 #include <bit>
 #include <optional>
@@ -14,13 +15,6 @@
 
 #if __has_include("keel/detail/tree_engine.h")
 #include "keel/detail/tree_engine.h"
-// Weak: the tree engine (src/tree/) may not be linked into this program;
-// tree entries are then reported as not checked.
-namespace keel::detail {
-[[gnu::weak]] void tree_check(const read_view& v, std::uint64_t root,
-                              std::vector<std::pair<std::uint64_t, std::string>>& problems,
-                              std::vector<std::pair<std::uint64_t, std::uint64_t>>* blocks);
-}  // namespace keel::detail
 #define KEEL_CHECK_TREES 1
 #endif
 
@@ -280,17 +274,19 @@ void check_hash_map(context& c, const std::string& where, bool bytes, std::uint3
 
 bool check_tree(context& c, const std::string& where, std::uint64_t root) {
 #ifdef KEEL_CHECK_TREES
-  using checker_fn = void (*)(const read_view&, std::uint64_t, std::vector<std::pair<std::uint64_t, std::string>>&,
-                              std::vector<std::pair<std::uint64_t, std::uint64_t>>*);
-  const checker_fn tree_check = &detail::tree_check;  // the read_view overload
-  if (tree_check == nullptr) return false;
   const read_view v = detail::view_access::make(c.img.base, fmt::kArenaOffset, c.limit, &c.path);
   std::vector<std::pair<std::uint64_t, std::string>> problems;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> blocks;
   try {
-    tree_check(v, root, problems, &blocks);
+    detail::tree_check(v, root, problems, &blocks);
   } catch (const error& e) {
     c.problem(where, root, std::string("tree check stopped: ") + e.what());
+  }
+  if (problems.empty()) {
+    try {
+      c.report.entries += detail::tree_size(v, root);
+    } catch (const error&) {
+    }
   }
   for (auto& [off, what] : problems) c.problem(where, off, std::move(what));
   const std::uint32_t who = c.owner(where);
