@@ -4,7 +4,8 @@
 //
 // Provided: unsigned and signed integers (big-endian, sign bit flipped),
 // bool, enums (by their underlying type), std::array of bytes/chars (as is),
-// std::array of any codec type, std::pair and std::tuple of codec types
+// std::array of any codec type (signed chars with the sign bit flipped, so
+// arrays order as their operator< says), std::pair and std::tuple of codec types
 // (concatenated, so (symbol, time) orders by symbol, then time), and
 // std::chrono::duration / time_point (by their integer count). For your own
 // struct, specialize:
@@ -44,10 +45,10 @@ inline U load_be(const unsigned char* in) {
   for (std::size_t i = 0; i < sizeof(U); ++i) v = static_cast<U>((v << 8) | in[i]);
   return v;
 }
+// Bytes whose memcmp order is their value order: copied as they are.
 template <class T>
-inline constexpr bool is_byte_like =
-    std::is_same_v<T, char> || std::is_same_v<T, unsigned char> || std::is_same_v<T, signed char> ||
-    std::is_same_v<T, std::byte> || std::is_same_v<T, char8_t>;
+inline constexpr bool is_byte_like = std::is_same_v<T, unsigned char> || std::is_same_v<T, std::byte> ||
+                                     std::is_same_v<T, char8_t> || (std::is_same_v<T, char> && !std::is_signed_v<char>);
 }  // namespace detail
 
 template <class T>

@@ -22,6 +22,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "keel/detail/tree_engine.h"
 #include "keel/key_codec.h"
@@ -115,6 +116,25 @@ class tree_map {
   // Adds key -> value where key is above every key in the tree (time
   // series): no search, dense leaves. errc::invalid_argument otherwise.
   void append(write_txn& tx, const K& key, const V& value) { put_(tx, key, value, detail::put_mode::append); }
+  // Appends the (K, V) pairs of [first, last): keys strictly ascending and
+  // above every key in the tree. Fills each leaf with one copy: the fast way
+  // to build a tree from sorted input. errc::invalid_argument when the
+  // order is wrong; entries before the offending one may have been added,
+  // so abort the transaction (store::write does when the error escapes).
+  template <class It>
+  void append_sorted(write_txn& tx, It first, It last) {
+    constexpr std::size_t kBatch = 1024, kRec = kKey + sizeof(V);
+    std::vector<unsigned char> buf(kBatch * kRec);
+    while (first != last) {
+      std::size_t n = 0;
+      for (; n < kBatch && first != last; ++n, ++first) {
+        const auto& [k, v] = *first;
+        key_codec<K>::encode(k, buf.data() + n * kRec);
+        std::memcpy(buf.data() + n * kRec + kKey, &v, sizeof(V));
+      }
+      detail::tree_append_sorted(tx, root_, buf.data(), n);
+    }
+  }
   // Calls f(V&) on the stored value in place. Returns false when absent.
   template <class F>
   bool update(write_txn& tx, const K& key, F&& f) {

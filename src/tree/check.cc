@@ -20,6 +20,7 @@ struct pending {
   std::string lo, hi;  // keys in [lo, hi); unset bounds are open
   bool has_lo, has_hi;
   bool rightmost, root;
+  std::uint64_t parent = 0;  // the branch that points here (0 for the root)
 };
 
 std::string hex(const std::byte* p, std::size_t n) {
@@ -69,7 +70,8 @@ void check_impl(R& r, std::uint64_t root, problems& out, blocks* blk) {
     try {
       n = load(r, at.off, at.level, g);
     } catch (const error& e) {
-      report(at.off, e.what());
+      report(at.off, std::string(e.what()) +
+                         (at.parent ? " (child pointer in the branch at offset " + std::to_string(at.parent) + ")" : ""));
       continue;
     }
     if (blk) blk->emplace_back(at.off, kPage);
@@ -132,7 +134,7 @@ void check_impl(R& r, std::uint64_t root, problems& out, blocks* blk) {
     // Children, pushed right to left so leaves are met in key order.
     for (std::uint32_t i = n.count + 1; i-- > 0;) {
       pending c{i == 0 ? n.child0() : cells[i - 1].child, at.level - 1, at.lo, at.hi, at.has_lo, at.has_hi,
-                at.rightmost && i == n.count, false};
+                at.rightmost && i == n.count, false, at.off};
       if (i > 0) {
         c.lo.assign(reinterpret_cast<const char*>(cells[i - 1].key), cells[i - 1].klen);
         c.has_lo = true;

@@ -168,9 +168,34 @@ struct node {
   // Child i of a branch: 0 is child0, i > 0 the child of cell i - 1.
   std::uint64_t child(std::uint32_t i) const { return i == 0 ? child0() : at(i - 1).child; }
 
+  // Key of cell i. For fixed shapes without parsing the whole cell.
+  const std::byte* fixed_key(std::uint32_t i) const {
+    const std::uint32_t o = slot(i);
+    if (o < heap || o > kPage - g->ks) bad(i, "cell offset " + std::to_string(o) + " outside the heap");
+    return p + o;
+  }
+  // A fixed-shape leaf cell (key then value) without parsing it.
+  const std::byte* fixed_leaf_cell(std::uint32_t i) const {
+    const std::uint32_t o = slot(i);
+    if (o < heap || o > kPage - (g->ks + g->vs)) bad(i, "cell offset " + std::to_string(o) + " outside the heap");
+    return p + o;
+  }
   // First cell index whose key is >= key (lower) or > key (upper).
   std::uint32_t search(std::string_view key, bool upper) const {
     std::uint32_t lo = 0, hi = count;
+    if (!g->var()) {
+      const auto* k = reinterpret_cast<const std::byte*>(key.data());
+      const std::size_t n = key.size();
+      while (lo < hi) {
+        const std::uint32_t mid = (lo + hi) / 2;
+        const int r = compare(k, n, fixed_key(mid), g->ks);
+        if (r > 0 || (upper && r == 0))
+          lo = mid + 1;
+        else
+          hi = mid;
+      }
+      return lo;
+    }
     while (lo < hi) {
       const std::uint32_t mid = (lo + hi) / 2;
       const cell c = at(mid);
@@ -219,13 +244,16 @@ inline const std::string& path_of(write_txn& tx) { return tx.path(); }
 template <class R>
 node load(R& r, std::uint64_t off, std::uint32_t level, const geometry& g) {
   if (off % kPage != 0) corrupt(path_of(r), off, "node offset not page aligned");
+  if (off < 4 * kPage || r.limit() < kPage || off > r.limit() - kPage)
+    corrupt(path_of(r), off, "node offset outside the allocated arena");
   return parse(page_of(r, off), off, level, g, path_of(r));
 }
 
 template <class R>
 root_block load_root(R& r, std::uint64_t off) {
   root_block b;
-  if (off == 0 || off % 16 != 0) corrupt(path_of(r), off, "bad tree root offset");
+  if (off == 0 || off % 16 != 0 || off < 3 * kPage || r.limit() < sizeof b || off > r.limit() - sizeof b)
+    corrupt(path_of(r), off, "bad tree root offset");
   std::memcpy(&b, r.bytes(off, sizeof b), sizeof b);
   if (std::memcmp(b.magic, kRootMagic, 8) != 0) corrupt(path_of(r), off, "not a tree root (bad magic)");
   const bool var = b.key_size == 0;

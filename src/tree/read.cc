@@ -53,11 +53,13 @@ bool get_impl(R& r, std::uint64_t root, std::string_view key, detail::tree_out o
 
 }  // namespace
 
-// One ordered pass over [lo, hi) calling emit(node, cell); emit returns
-// false to stop. Keys must strictly increase (decrease in reverse) along
-// the walk, which bounds it on a corrupt leaf chain.
-template <class R, class Emit>
-void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Emit&& emit) {
+// One ordered pass over [lo, hi): calls run(leaf, from, to) for each run
+// of cells in a leaf: ascending cells [from, to), or in reverse descending
+// cells from - 1 down to to. run returns false to stop. Keys must increase
+// (decrease) from one run to the next, and at most `nodes` leaves are
+// visited, which bounds the walk on a corrupt leaf chain.
+template <class R, class Run>
+void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Run&& run) {
   const root_block b = load_root(r, root);
   if (b.height == 0) return;
   const geometry g(b.key_size, b.value_size);
@@ -73,66 +75,79 @@ void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Emit&& emit) {
     off = n.child(i);
   }
   node leaf = load(r, off, 0, g);
-  const std::byte* last = nullptr;
-  std::uint32_t last_len = 0;
-  auto step_ok = [&](const cell& c) {
-    if (last) {
-      const int o = compare(c.key, c.klen, last, last_len);
-      if (rg.reverse ? o >= 0 : o <= 0) corrupt(path, leaf.off, "keys out of order along the leaf chain");
-    }
-    last = c.key;
-    last_len = c.klen;
+  std::uint64_t budget = b.nodes;
+  const std::byte* edge = nullptr;  // the key that ended the previous run
+  std::uint32_t edge_len = 0;
+  auto cross = [&](const cell& c) {
+    if (!edge) return;
+    const int o = compare(c.key, c.klen, edge, edge_len);
+    if (rg.reverse ? o >= 0 : o <= 0) corrupt(path, leaf.off, "keys out of order along the leaf chain");
+  };
+  auto move = [&](std::uint64_t to) {
+    if (budget-- == 0) corrupt(path, to, "leaf chain longer than the tree's node count");
+    leaf = load(r, to, 0, g);
+    if (leaf.count == 0) corrupt(path, to, "empty leaf in the chain");
   };
   if (!rg.reverse) {
     std::uint32_t i = rg.lo.set ? leaf.search(rg.lo.key, rg.lo_exclusive) : 0;
     for (;;) {
-      while (i == leaf.count) {
-        const std::uint64_t nx = leaf.next();
-        if (nx == 0) return;
-        leaf = load(r, nx, 0, g);
-        if (leaf.count == 0) corrupt(path, nx, "empty leaf in the chain");
-        i = 0;
+      const std::uint32_t end = rg.hi.set ? leaf.search(rg.hi.key, false) : leaf.count;
+      if (i < end) {
+        const cell first = leaf.at(i), last = leaf.at(end - 1);
+        cross(first);
+        if (!run(leaf, i, end)) return;
+        edge = last.key;
+        edge_len = last.klen;
       }
-      const cell c = leaf.at(i);
-      if (rg.hi.set && compare(rg.hi.key, c.key, c.klen) <= 0) return;
-      step_ok(c);
-      if (!emit(leaf, c)) return;
-      ++i;
+      if (end < leaf.count || leaf.next() == 0) return;
+      move(leaf.next());
+      i = 0;
     }
   } else {
     std::uint32_t i = rg.hi.set ? leaf.search(rg.hi.key, false) : leaf.count;
     for (;;) {
-      while (i == 0) {
-        const std::uint64_t pv = leaf.prev();
-        if (pv == 0) return;
-        leaf = load(r, pv, 0, g);
-        if (leaf.count == 0) corrupt(path, pv, "empty leaf in the chain");
-        i = leaf.count;
+      const std::uint32_t stop = rg.lo.set ? leaf.search(rg.lo.key, rg.lo_exclusive) : 0;
+      if (stop < i) {
+        const cell first = leaf.at(i - 1), last = leaf.at(stop);
+        cross(first);
+        if (!run(leaf, i, stop)) return;
+        edge = last.key;
+        edge_len = last.klen;
       }
-      const cell c = leaf.at(i - 1);
-      if (rg.lo.set) {
-        const int o = compare(rg.lo.key, c.key, c.klen);
-        if (o > 0 || (o == 0 && rg.lo_exclusive)) return;
-      }
-      step_ok(c);
-      if (!emit(leaf, c)) return;
-      --i;
+      if (stop > 0 || leaf.prev() == 0) return;
+      move(leaf.prev());
+      i = leaf.count;
     }
   }
+}
+
+// Calls each(leaf, cell) over a run in its direction; false stops.
+template <class Each>
+bool each_in_run(const node& leaf, std::uint32_t from, std::uint32_t to, bool reverse, Each&& each) {
+  if (!reverse) {
+    for (std::uint32_t j = from; j < to; ++j)
+      if (!each(leaf.at(j))) return false;
+  } else {
+    for (std::uint32_t j = from; j-- > to;)
+      if (!each(leaf.at(j))) return false;
+  }
+  return true;
 }
 
 template <class R>
 void scan_impl(R& r, std::uint64_t root, const detail::tree_range& rg, detail::tree_visit f, void* ctx) {
   std::string value;
-  walk(r, root, rg, [&](const node& n, const cell& c) {
-    std::string_view v;
-    if (c.blob == 0) {
-      v = {reinterpret_cast<const char*>(c.value), static_cast<std::size_t>(c.vlen)};
-    } else {
-      copy_value(r, c, *n.g, {nullptr, &value});
-      v = value;
-    }
-    return f(ctx, {reinterpret_cast<const char*>(c.key), c.klen}, v);
+  walk(r, root, rg, [&](const node& leaf, std::uint32_t from, std::uint32_t to) {
+    return each_in_run(leaf, from, to, rg.reverse, [&](const cell& c) {
+      std::string_view v;
+      if (c.blob == 0) {
+        v = {reinterpret_cast<const char*>(c.value), static_cast<std::size_t>(c.vlen)};
+      } else {
+        copy_value(r, c, *leaf.g, {nullptr, &value});
+        v = value;
+      }
+      return f(ctx, {reinterpret_cast<const char*>(c.key), c.klen}, v);
+    });
   });
 }
 
@@ -183,7 +198,7 @@ void tree_scan(write_txn& tx, std::uint64_t root, const tree_range& r, tree_visi
 }
 
 // Chunks of at most this many entries or bytes, each one consistent read.
-static constexpr std::size_t kChunkEntries = 512, kChunkBytes = 1 << 20;
+static constexpr std::size_t kChunkEntries = 1024, kChunkBytes = 1 << 20;
 
 void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_visit f, void* ctx) {
   struct item {
@@ -192,37 +207,67 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
   std::vector<item> items;
   std::string buf, resume;
   tree_range cur = r;
+  std::uint32_t ks = 0, vs = 0;  // fixed shape: records of ks + vs bytes, no items
+  std::size_t n = 0;
   for (;;) {
     const bool done = db.read([&](const read_view& v) {
       items.clear();
-      buf.clear();
+      n = 0;
       bool more = false;
-      walk(v, root, cur, [&](const node& n, const cell& c) {
-        if (!items.empty() && (items.size() >= kChunkEntries || buf.size() >= kChunkBytes)) {
-          more = true;
-          return false;
+      walk(v, root, cur, [&](const node& leaf, std::uint32_t from, std::uint32_t to) {
+        const geometry& g = *leaf.g;
+        if (!g.var()) {  // fixed shape: copy whole cells (key then value) into records
+          ks = g.ks;
+          vs = g.vs;
+          const std::size_t rec = ks + vs;
+          if (buf.size() < kChunkEntries * rec) buf.resize(kChunkEntries * rec);
+          const std::uint32_t m = cur.reverse ? from - to : to - from;
+          const std::uint32_t take = static_cast<std::uint32_t>(std::min<std::size_t>(m, kChunkEntries - n));
+          char* out = buf.data() + n * rec;
+          for (std::uint32_t j = 0; j < take; ++j, out += rec)
+            std::memcpy(out, leaf.fixed_leaf_cell(cur.reverse ? from - 1 - j : from + j), rec);
+          n += take;
+          if (take < m) more = true;
+          return take == m;
         }
-        item it{buf.size(), c.klen, 0, 0};
-        buf.append(reinterpret_cast<const char*>(c.key), c.klen);
-        it.v = buf.size();
-        if (c.blob == 0) {
-          buf.append(reinterpret_cast<const char*>(c.value), c.vlen);
-        } else {
-          if (c.vlen > kTreeMaxValue) tree::corrupt(v.path(), c.blob, "value length over the limit");
-          buf.append(reinterpret_cast<const char*>(v.bytes(c.blob, c.vlen)), c.vlen);
-        }
-        (void)n;
-        it.vn = c.vlen;
-        items.push_back(it);
-        return true;
+        return each_in_run(leaf, from, to, cur.reverse, [&](const cell& c) {
+          if (n > 0 && (n >= kChunkEntries || buf.size() >= kChunkBytes)) {
+            more = true;
+            return false;
+          }
+          if (n == 0) buf.clear();
+          ++n;
+          ks = vs = 0;
+          item it{buf.size(), c.klen, 0, 0};
+          buf.append(reinterpret_cast<const char*>(c.key), c.klen);
+          it.v = buf.size();
+          if (c.blob == 0) {
+            buf.append(reinterpret_cast<const char*>(c.value), c.vlen);
+          } else {
+            if (c.vlen > kTreeMaxValue) tree::corrupt(v.path(), c.blob, "value length over the limit");
+            buf.append(reinterpret_cast<const char*>(v.bytes(c.blob, c.vlen)), c.vlen);
+          }
+          it.vn = c.vlen;
+          items.push_back(it);
+          return true;
+        });
       });
       return !more;
     });
-    for (const item& it : items)
-      if (!f(ctx, {buf.data() + it.k, it.kn}, {buf.data() + it.v, it.vn})) return;
-    if (done || items.empty()) return;
-    const item& lastit = items.back();
-    resume.assign(buf.data() + lastit.k, lastit.kn);
+    if (n == 0) return;
+    std::string_view last;
+    if (ks != 0) {
+      const std::size_t rec = ks + vs;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!f(ctx, {buf.data() + i * rec, ks}, {buf.data() + i * rec + ks, vs})) return;
+      last = {buf.data() + (n - 1) * rec, ks};
+    } else {
+      for (const item& it : items)
+        if (!f(ctx, {buf.data() + it.k, it.kn}, {buf.data() + it.v, it.vn})) return;
+      last = {buf.data() + items.back().k, items.back().kn};
+    }
+    if (done) return;
+    resume.assign(last);
     if (!cur.reverse) {
       cur.lo = {resume, true};
       cur.lo_exclusive = true;

@@ -25,6 +25,8 @@ struct wnode {
 };
 
 wnode writable(write_txn& tx, std::uint64_t off) {
+  if (off % kPage != 0 || off < 4 * kPage || tx.limit() < kPage || off > tx.limit() - kPage)
+    corrupt(tx.path(), off, "node offset outside the allocated arena");
   tx.mut_bytes(off, kHeader);  // makes the private copy; the header is about to change
   return {off, const_cast<std::byte*>(tx.bytes(off, kPage))};
 }
@@ -100,13 +102,67 @@ struct step {
   std::uint32_t idx;  // branch: child index taken; leaf: cell position
 };
 
+// A leaf cell under construction (at most kMaxLeafCell bytes).
+struct cell_buf {
+  std::array<std::byte, kMaxLeafCell> b;
+  std::uint32_t n = 0;
+  std::byte* data() { return b.data(); }
+  const std::byte* data() const { return b.data(); }
+  std::uint32_t size() const { return n; }
+};
+
+// Builds a leaf cell for key/value; an out-of-line value gets its blob now.
+cell_buf leaf_cell(write_txn& tx, const geometry& g, std::string_view key, std::string_view value) {
+  bool in = true;
+  cell_buf c;
+  c.n = g.leaf_cell(key.size(), value.size(), &in);
+  if (!g.var()) {
+    std::memcpy(c.data(), key.data(), key.size());
+    std::memcpy(c.data() + key.size(), value.data(), value.size());
+    return c;
+  }
+  st<std::uint16_t>(c.data(), static_cast<std::uint16_t>(key.size()));
+  st<std::uint8_t>(c.data() + 2, in ? 0 : kFlagBlob);
+  st<std::uint32_t>(c.data() + 4, static_cast<std::uint32_t>(value.size()));
+  std::memcpy(c.data() + 8, key.data(), key.size());
+  if (in) {
+    std::memcpy(c.data() + 8 + key.size(), value.data(), value.size());
+  } else {
+    const std::uint64_t blob = tx.alloc(value.size());
+    tx.write(blob, value.data(), value.size());
+    st<std::uint64_t>(c.data() + 8 + key.size(), blob);
+  }
+  return c;
+}
+
+void free_blob(write_txn& tx, const cell& c) {
+  if (c.blob != 0) tx.free(c.blob, c.vlen);
+}
+
+// Undoes leaf_cell's blob when the insert cannot go on.
+void free_new_blob(write_txn& tx, const geometry& g, const cell_buf& c, std::size_t klen,
+                   std::size_t vlen) {
+  if (g.var() && (ld<std::uint8_t>(c.data() + 2) & kFlagBlob)) tx.free(ld<std::uint64_t>(c.data() + 8 + klen), vlen);
+}
+
+// The nodes from the root to a leaf, without a heap allocation.
+struct path_t {
+  step s[kMaxHeight + 1];
+  std::size_t n = 0;
+  std::size_t size() const { return n; }
+  void clear() { n = 0; }
+  void push_back(step x) { s[n++] = x; }
+  step& back() { return s[n - 1]; }
+  step& operator[](std::size_t i) { return s[i]; }
+};
+
 // One write operation on a tree: its root block, path and spare pages.
 struct op {
   write_txn& tx;
   std::uint64_t root_off;
   root_block b;
   geometry g;
-  std::vector<step> path;  // path[0] the root node, path.back() the leaf
+  path_t path;  // path[0] the root node, path.back() the leaf
   std::vector<std::uint64_t> spare;  // pages allocated up front, so a split cannot fail half way
 
   op(write_txn& t, std::uint64_t root) : tx(t), root_off(root), b(load_root(t, root)), g(b.key_size, b.value_size) {}
@@ -136,6 +192,26 @@ struct op {
   void release_spare() {
     for (std::uint64_t off : spare) tx.free(off, kPage);
     spare.clear();
+  }
+
+  // A key above every key goes to the end of the last leaf without a
+  // descent when it fits there. Returns false when it does not apply.
+  bool fast_append(std::string_view key, std::string_view value, bool must) {
+    if (b.last_leaf == 0) return false;
+    const node last = load(tx, b.last_leaf, 0, g);
+    if (last.count == 0) return false;
+    const cell lc = last.at(last.count - 1);
+    if (compare(key, lc.key, lc.klen) <= 0) {
+      if (must) throw error(errc::invalid_argument, tx.path(), "tree append: key is not above the largest key");
+      return false;
+    }
+    if (last.free_total() < g.leaf_cell(key.size(), value.size()) + 2) return false;
+    const cell_buf c = leaf_cell(tx, g, key, value);
+    wnode w = writable(tx, last.off);
+    insert_cell(w, parse(w.p, w.off, 0, g, tx.path()), last.count, {c.data(), c.size()});
+    ++b.size;
+    save_root();
+    return true;
   }
 
   // Descends to the leaf for key (rightmost when append), recording the path.
@@ -367,39 +443,6 @@ void check_sizes(write_txn& tx, const geometry& g, std::string_view key, std::st
                 "tree value of " + std::to_string(value.size()) + " bytes is over the limit of 1 GiB");
 }
 
-// Builds a leaf cell for key/value; an out-of-line value gets its blob now.
-std::vector<std::byte> leaf_cell(write_txn& tx, const geometry& g, std::string_view key, std::string_view value) {
-  bool in = true;
-  std::vector<std::byte> c(g.leaf_cell(key.size(), value.size(), &in));
-  if (!g.var()) {
-    std::memcpy(c.data(), key.data(), key.size());
-    std::memcpy(c.data() + key.size(), value.data(), value.size());
-    return c;
-  }
-  st<std::uint16_t>(c.data(), static_cast<std::uint16_t>(key.size()));
-  st<std::uint8_t>(c.data() + 2, in ? 0 : kFlagBlob);
-  st<std::uint32_t>(c.data() + 4, static_cast<std::uint32_t>(value.size()));
-  std::memcpy(c.data() + 8, key.data(), key.size());
-  if (in) {
-    std::memcpy(c.data() + 8 + key.size(), value.data(), value.size());
-  } else {
-    const std::uint64_t blob = tx.alloc(value.size());
-    tx.write(blob, value.data(), value.size());
-    st<std::uint64_t>(c.data() + 8 + key.size(), blob);
-  }
-  return c;
-}
-
-void free_blob(write_txn& tx, const cell& c) {
-  if (c.blob != 0) tx.free(c.blob, c.vlen);
-}
-
-// Undoes leaf_cell's blob when the insert cannot go on.
-void free_new_blob(write_txn& tx, const geometry& g, const std::vector<std::byte>& c, std::size_t klen,
-                   std::size_t vlen) {
-  if (g.var() && (ld<std::uint8_t>(c.data() + 2) & kFlagBlob)) tx.free(ld<std::uint64_t>(c.data() + 8 + klen), vlen);
-}
-
 }  // namespace
 }  // namespace keel::tree
 
@@ -411,7 +454,7 @@ bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
   op o(tx, root);
   check_sizes(tx, o.g, key, value);
   if (o.b.height == 0) {
-    std::vector<std::byte> c = leaf_cell(tx, o.g, key, value);
+    cell_buf c = leaf_cell(tx, o.g, key, value);
     std::uint64_t leaf;
     try {
       leaf = o.new_page();
@@ -419,7 +462,7 @@ bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
       free_new_blob(tx, o.g, c, key.size(), value.size());
       throw;
     }
-    const std::vector<tree::span> one{{c.data(), static_cast<std::uint32_t>(c.size())}};
+    const std::vector<tree::span> one{{c.data(), c.size()}};
     write_node(tx, leaf, 0, one, 0, 1, 0, 0, 0);
     o.b.node = o.b.first_leaf = o.b.last_leaf = leaf;
     o.b.height = 1;
@@ -428,6 +471,7 @@ bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
     return true;
   }
   const bool append = mode == put_mode::append;
+  if (o.fast_append(key, value, append)) return true;
   const node leaf = o.descend(key, append);
   std::uint32_t i;
   if (append) {
@@ -441,6 +485,7 @@ bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
     i = leaf.search(key, false);
   }
   const bool exists = i < leaf.count && compare(key, leaf.at(i).key, leaf.at(i).klen) == 0;
+  const std::uint32_t old_size = exists ? leaf.at(i).size : 0;
   if (exists && mode == put_mode::insert) return false;
   if (exists && !o.g.var()) {  // assign a fixed value in place
     const cell c = leaf.at(i);
@@ -451,7 +496,7 @@ bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
   o.path.back().idx = i;
   const std::uint32_t need = o.g.leaf_cell(key.size(), value.size()) + 2;
   const std::uint32_t room = leaf.free_total() + (exists ? leaf.at(i).size + 2 : 0);
-  std::vector<std::byte> c = leaf_cell(tx, o.g, key, value);
+  cell_buf c = leaf_cell(tx, o.g, key, value);
   if (room < need) {
     try {
       o.reserve_pages(o.b.height + 1);
@@ -468,10 +513,70 @@ bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
     o.remove_cell(w, parse(w.p, w.off, 0, o.g, tx.path()), i);
   }
   o.insert_at(o.path.size() - 1, i, {c.data(), static_cast<std::uint32_t>(c.size())});
+  // A shorter cell replaced a longer one (no split can have happened): the
+  // leaf may now be under the minimum fill.
+  if (exists && c.size() < old_size) o.fix_underflow(o.path.size() - 1);
   o.release_spare();
   if (!exists) ++o.b.size;
   o.save_root();
   return !exists;
+}
+
+void tree_append_sorted(write_txn& tx, std::uint64_t root, const void* records, std::size_t n) {
+  const auto* recs = static_cast<const std::byte*>(records);
+  op o(tx, root);
+  if (o.g.var()) throw error(errc::invalid_argument, tx.path(), "tree: append_sorted needs a fixed-shape tree");
+  const std::uint32_t ks = o.g.ks, rec = o.g.ks + o.g.vs;
+  for (std::size_t i = 1; i < n; ++i)
+    if (compare(recs + (i - 1) * rec, ks, recs + i * rec, ks) >= 0)
+      throw error(errc::invalid_argument, tx.path(), "tree append_sorted: keys not strictly ascending");
+  std::size_t i = 0;
+  while (i < n) {
+    const std::byte* r = recs + i * rec;
+    if (o.b.last_leaf == 0) {  // empty tree: the first entry makes the root leaf
+      tree_put(tx, root, {reinterpret_cast<const char*>(r), ks}, {reinterpret_cast<const char*>(r) + ks, o.g.vs},
+               put_mode::append);
+      o.b = load_root(tx, root);
+      ++i;
+      continue;
+    }
+    const node last = load(tx, o.b.last_leaf, 0, o.g);
+    if (last.count > 0) {
+      const cell lc = last.at(last.count - 1);
+      if (compare(r, ks, lc.key, lc.klen) <= 0)
+        throw error(errc::invalid_argument, tx.path(), "tree append_sorted: key is not above the largest key");
+    }
+    const std::size_t fit = std::min<std::size_t>(n - i, last.free_total() / (rec + 2));
+    if (fit == 0) {  // the last leaf is full: one append starts the next leaf
+      tree_put(tx, root, {reinterpret_cast<const char*>(r), ks}, {reinterpret_cast<const char*>(r) + ks, o.g.vs},
+               put_mode::append);
+      o.b = load_root(tx, root);
+      ++i;
+      continue;
+    }
+    wnode w = writable(tx, last.off);
+    node cur = parse(w.p, w.off, 0, o.g, tx.path());
+    if (cur.heap - (kHeader + 2 * cur.count) < fit * (rec + 2)) {  // reclaim garbage first
+      std::vector<std::byte> copy;
+      const std::vector<span> cells = o.cells_of(cur, copy);
+      write_node(tx, w.off, 0, cells, 0, cells.size(), cur.prev(), cur.next(), 0);
+      cur = parse(w.p, w.off, 0, o.g, tx.path());
+    }
+    // The new cells go below the heap in ascending order, in one copy.
+    const std::uint32_t heap = cur.heap - static_cast<std::uint32_t>(fit * rec);
+    std::memcpy(w.p + heap, r, fit * rec);
+    for (std::size_t j = 0; j < fit; ++j)
+      st<std::uint16_t>(w.p + kHeader + 2 * (cur.count + j), static_cast<std::uint16_t>(heap + j * rec));
+    const std::uint32_t count = cur.count + static_cast<std::uint32_t>(fit);
+    st<std::uint16_t>(w.p + kOffCount, static_cast<std::uint16_t>(count));
+    st<std::uint16_t>(w.p + kOffHeap, static_cast<std::uint16_t>(heap));
+    dirty(tx, w, 0, kHeader);
+    dirty(tx, w, kHeader + 2 * cur.count, kHeader + 2 * count);
+    dirty(tx, w, heap, cur.heap);
+    o.b.size += fit;
+    o.save_root();
+    i += fit;
+  }
 }
 
 void* tree_value_for_update(write_txn& tx, std::uint64_t root, std::string_view key) {

@@ -74,13 +74,21 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
   return slot;
 }
 
+// Records [lo, hi) as written in fresh space. A write usually touches or
+// overlaps one of the last few extents (a node's header, slots and cells
+// grow in place), so those absorb it and the list stays short; commit sorts
+// and merges what remains.
 static void note_extent(std::vector<write_txn::impl::extent>& v, std::uint64_t lo, std::uint64_t hi) {
-  if (!v.empty() && lo <= v.back().hi && hi >= v.back().lo) {
-    v.back().lo = std::min(v.back().lo, lo);
-    v.back().hi = std::max(v.back().hi, hi);
-  } else {
-    v.push_back({lo, hi});
+  const std::size_t n = v.size(), look = std::min<std::size_t>(n, 8);
+  for (std::size_t i = n; i-- > n - look;) {
+    write_txn::impl::extent& e = v[i];
+    if (lo <= e.hi && hi >= e.lo) {
+      e.lo = std::min(e.lo, lo);
+      e.hi = std::max(e.hi, hi);
+      return;
+    }
   }
+  v.push_back({lo, hi});
 }
 
 std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {

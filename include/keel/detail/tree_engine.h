@@ -52,6 +52,11 @@ enum class put_mode { insert, assign, append };
 // every key in the tree (errc::invalid_argument otherwise) and fills leaves
 // densely. Throws errc::invalid_argument for a key or value over the limits.
 bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::string_view value, put_mode mode);
+// Appends n records (encoded key then value, fixed shape) in strictly
+// ascending key order, all above the tree's largest key, filling each leaf
+// with one copy. errc::invalid_argument when the order is wrong (records
+// before the offending one may have been added: abort the transaction).
+void tree_append_sorted(write_txn& tx, std::uint64_t root, const void* records, std::size_t n);
 // Pointer to a fixed-shape value for in-place change (logged), or nullptr.
 void* tree_value_for_update(write_txn& tx, std::uint64_t root, std::string_view key);
 bool tree_erase(write_txn& tx, std::uint64_t root, std::string_view key);
