@@ -413,6 +413,28 @@ TEST_CASE("catalog: an entry with a bad kind or a root outside the arena") {
     INFO(dump(r));
     CHECK(find(r.problems, "catalog", at + offsetof(fmt::catalog_slot, root), "outside the arena") != nullptr);
   }
+  SUBCASE("a second entry sharing the map's blocks") {
+    // Copy the entry into a free slot of the same page under another name.
+    const u64 page = at - (at % kPage);
+    const std::string f = read_file(p);
+    u64 free_slot = 0;
+    for (u64 i = 0; i < fmt::kCatalogEntries && free_slot == 0; ++i) {
+      const u64 s2 = page + fmt::kCatalogHeader + i * fmt::kCatalogEntry;
+      if (f[s2] == 0) free_slot = s2;
+    }
+    REQUIRE(free_slot != 0);
+    std::string e = f.substr(at, fmt::kCatalogEntry);
+    e[1] = 2;
+    e[48] = 'm';
+    e[49] = '2';
+    poke(p, free_slot, e.data(), e.size());
+    u64 root;
+    std::memcpy(&root, e.data() + offsetof(fmt::catalog_slot, root), 8);
+    const check_report r = check(p);
+    INFO(dump(r));
+    CHECK(find(r.problems, "allocator", root, "hash_map 'm") != nullptr);
+    CHECK(r.structures == 6);
+  }
   SUBCASE("type") {
     fmt::type_bytes t{3, 4, 8, 0};  // a u32 code with 8 bytes
     poke(p, at + offsetof(fmt::catalog_slot, value), &t, sizeof t);

@@ -519,7 +519,7 @@ check_report check(const std::string& path, const progress_fn& progress, const c
   dc.progress_total = std::max(c.progress_total, dc.progress_done);
   rep.bytes_checked += res.copied;
   checker::check_data(dc, res.sb);
-  if (rep.lsn != res.lsn)
+  if (rep.lsn != 0 && rep.lsn != res.lsn)
     c.problem("meta page", fmt::kMetaOffset + offsetof(fmt::meta_page, commits),
               "records " + num(rep.lsn) + " commits, but the log ends at LSN " + num(res.lsn));
   rep.lsn = res.lsn;

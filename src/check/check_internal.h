@@ -66,6 +66,11 @@ struct context {
   bool unknown_blocks = false;      // raw structures or unchecked trees own blocks we cannot see
   std::vector<block> blocks;
   std::vector<std::string> owners;
+  // Structure bytes scanned so far. A damaged catalog can name one huge
+  // table many times; past a budget proportional to the image, further
+  // structures are reported as not checked instead of scanned again.
+  std::uint64_t work = 0;
+  std::uint64_t work_budget() const noexcept { return 16 * img.size + (64ull << 20); }
   progress_fn progress;
   std::uint64_t progress_done = 0, progress_total = 0;
 

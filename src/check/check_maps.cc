@@ -67,6 +67,13 @@ class map_checker {
     } else if (rt_.migrate != 0 || rt_.old.ctrl != 0 || rt_.old.slots != 0 || rt_.old.used != 0) {
       c_.problem(where_, root_ + offsetof(map_root, old), "no resize runs, but the old table fields are not zero");
     }
+    const std::uint64_t bytes = (rt_.cur.groups + rt_.old.groups) * (kGroup + g_.slot);
+    if (c_.work + bytes > c_.work_budget()) {
+      c_.unknown_blocks = true;
+      return c_.problem(where_, root_, "not checked: the structures checked so far already read " + num(c_.work) +
+                                           " bytes of a " + num(c_.img.size) + "-byte file (tables shared by several maps?)");
+    }
+    c_.work += bytes;
     const std::uint32_t tables = c_.owner(where_ + " table");
     for (const map_table* t : {&rt_.cur, &rt_.old}) {
       if (t->groups == 0) continue;
