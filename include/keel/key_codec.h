@@ -36,14 +36,26 @@ struct key_codec;  // no codec: the type cannot be a tree key
 
 namespace detail {
 template <class U>
+inline U to_be(U v) {  // big-endian hosts are refused by the format (src/file/format.h)
+  if constexpr (sizeof(U) == 1)
+    return v;
+  else if constexpr (sizeof(U) == 2)
+    return __builtin_bswap16(v);
+  else if constexpr (sizeof(U) == 4)
+    return __builtin_bswap32(v);
+  else
+    return __builtin_bswap64(v);
+}
+template <class U>
 inline void store_be(U v, unsigned char* out) {
-  for (std::size_t i = 0; i < sizeof(U); ++i) out[i] = static_cast<unsigned char>(v >> (8 * (sizeof(U) - 1 - i)));
+  v = to_be(v);
+  std::memcpy(out, &v, sizeof v);
 }
 template <class U>
 inline U load_be(const unsigned char* in) {
-  U v = 0;
-  for (std::size_t i = 0; i < sizeof(U); ++i) v = static_cast<U>((v << 8) | in[i]);
-  return v;
+  U v;
+  std::memcpy(&v, in, sizeof v);
+  return to_be(v);
 }
 // Bytes whose memcmp order is their value order: copied as they are.
 template <class T>
