@@ -39,8 +39,8 @@ struct config {
   std::uint64_t batch = 10'000;      // operations per transaction in bulk workloads
   std::vector<std::uint64_t> txn = {10'000, 1};
   std::vector<mode> modes = {mode::checkpoint, mode::batch, mode::sync};
-  std::uint64_t single_ops = 20'000;  // operations of a 1-per-transaction workload (batch, checkpoint)
-  std::uint64_t sync_ops = 1'000;     // ... in sync mode
+  std::uint64_t single_ops = 2'000;   // operations of a 1-per-transaction workload (batch, checkpoint)
+  std::uint64_t sync_ops = 500;       // ... in sync mode
   int reps = 3;                       // read passes; the best is reported
   int sample = 8;                     // 1 in `sample` operations timed alone for the histogram
   int restart_reps = 11;
@@ -48,7 +48,7 @@ struct config {
   int kill_after_ms = 1500;
   int redis_reps = 3;
   int readers = 1;
-  double mp_seconds = 3.0;
+  double mp_seconds = 2.0;
   std::uint64_t wicked_ops = 300'000;
   std::uint64_t scan_len = 100;
   bool quick = false;
