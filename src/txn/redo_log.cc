@@ -78,6 +78,10 @@ scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, st
       return res;
     }
     const std::byte* rp = rd.at(pos, static_cast<std::size_t>(total));
+    if (!rp) {  // the log shrank under the reader (a checkpoint recycled it during a backup)
+      res.stop = "torn record at " + std::to_string(pos);
+      return res;
+    }
     record_trailer t;
     std::memcpy(&t, rp + total - sizeof t, sizeof t);
     if (t.magic != kCommitMagic || t.lsn != h.lsn ||
