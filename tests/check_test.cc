@@ -701,8 +701,10 @@ TEST_CASE("random byte flips never crash or hang the checker") {
   const u64 cursor = read_meta(p).cursor;
   const char* env = std::getenv("KEEL_FUZZ_ITERATIONS");
   const int iterations = env ? std::atoi(env) : 300;
-  const u64 seed = std::chrono::steady_clock::now().time_since_epoch().count();
-  INFO("seed " << seed);
+  const char* seed_env = std::getenv("KEEL_FUZZ_SEED");  // to replay a failure
+  const u64 seed = seed_env ? std::strtoull(seed_env, nullptr, 10)
+                            : static_cast<u64>(std::chrono::steady_clock::now().time_since_epoch().count());
+  INFO("seed " << seed << " (KEEL_FUZZ_SEED)");
   std::mt19937_64 rng(seed);
   int problems = 0, snapshots = 0;
   const auto t0 = std::chrono::steady_clock::now();
