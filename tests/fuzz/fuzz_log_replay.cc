@@ -7,6 +7,7 @@
 // data file's size (ranges outside the file are refused, never applied).
 #include <bit>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 #include "file/format.h"
@@ -199,13 +200,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* in, std::size_t size) 
   keel_fuzz::write_file(path, im.data);
   keel_fuzz::write_file(path + "-log", im.log);
   keel_fuzz::write_file(path + "-journal", im.journal);
+  if (const char* keep = std::getenv("KEEL_FUZZ_KEEP"); keep && *keep) {  // the files, to look at by hand
+    keel_fuzz::write_file(std::string(keep) + "/r.keel", im.data);
+    keel_fuzz::write_file(std::string(keep) + "/r.keel-log", im.log);
+    keel_fuzz::write_file(std::string(keep) + "/r.keel-journal", im.journal);
+  }
   const std::int64_t size_before = file_size(path);
 
-  bool checked = false, clean = false;
+  bool clean = false;
   keel::check_report first;
   try {
     first = check_store(path);
-    checked = true;
     clean = first.clean();
     say("check: " + describe(first));
   } catch (const keel::error& e) {
@@ -218,7 +223,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* in, std::size_t size) 
     auto db = keel::store::open(path, fuzz_opts(true));
     recovered = true;
     const keel::store_info info = db->info();
-    if (checked && info.last_lsn != first.lsn)
+    if (clean && info.last_lsn != first.lsn)
       fail(kTarget, "check's replay reached LSN " + std::to_string(first.lsn) + " (" + describe(first) +
                         "), recovery LSN " + std::to_string(info.last_lsn) + " (recovery " +
                         std::to_string(info.recovery) + ", " + std::to_string(info.recovered_records) + " records)");
