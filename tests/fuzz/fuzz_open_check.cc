@@ -8,6 +8,11 @@
 //    tree checker agrees, and a writable open recovers it to the LSN the
 //    check reported, with nothing lost (check again clean, same entries);
 //  - a store recovered by a writable open never makes check throw.
+// One exception, by design: a dead writer's image of *this* boot recovers
+// from the control page's applied-LSN hint and trusts the mapping for what
+// was applied, while check's snapshot replays from the checkpoint
+// (DURABILITY.md); bytes changed behind the log then differ. "Recovery
+// keeps a clean store clean" is only asserted when both replay the same.
 #include <cstdint>
 #include <cstring>
 
@@ -60,6 +65,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     say(std::string("read-only open: ") + e.what());
   }
 
+  const bool same_path = !(first.recovery_pending && (im.flags & 1));
   // 3. writable open: recovery. Then read everything and close (a checkpoint).
   bool recovered = false;
   try {
@@ -73,7 +79,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     if (clean && info.last_lsn != first.lsn)
       fail(kTarget, "check said LSN " + std::to_string(first.lsn) + " (" + describe(first) +
                         "), recovery reached LSN " + std::to_string(info.last_lsn));
-    if (clean && (st.errors != 0 || st.tree_problems != 0))
+    if (clean && same_path && (st.errors != 0 || st.tree_problems != 0))
       fail(kTarget, "check called the store clean (" + describe(first) + ") but after recovery reading failed: " +
                         st.first_error);
     db->close();
@@ -88,7 +94,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (recovered) {
     try {
       const keel::check_report again = check_store(path);
-      if (clean && (!again.clean() || again.entries != first.entries || again.lsn != first.lsn))
+      if (clean && same_path && (!again.clean() || again.entries != first.entries || again.lsn != first.lsn))
         fail(kTarget, "recovery of a clean store changed it: before " + describe(first) + "\nafter " + describe(again));
     } catch (const keel::error& e) {
       if (strict_code(e.code())) fail(kTarget, std::string("check threw after recovery: ") + e.what());
@@ -103,7 +109,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     try {
       const keel::check_report last = check_store(path);
-      if (clean && !last.clean()) fail(kTarget, "writes to a clean store made it unclean: " + describe(last));
+      if (clean && same_path && !last.clean()) fail(kTarget, "writes to a clean store made it unclean: " + describe(last));
     } catch (const keel::error& e) {
       if (strict_code(e.code())) fail(kTarget, std::string("check threw after writes: ") + e.what());
     }
