@@ -5,6 +5,7 @@
 // snapshot (src/backup/snapshot.h) with the same offsets.
 #include "keel/check.h"
 
+#include <algorithm>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -168,6 +169,15 @@ void check_log(context& c, os& sys, const std::string& path, const fmt::superblo
   // Stopped at pos: a torn tail (a note) unless a valid record follows
   // (corruption in the middle: recovery would lose what follows).
   auto stop = [&](const std::string& why, std::uint64_t resume) {
+    // Zeros to the end are the log's reserve (FORMAT.md), not a torn tail.
+    bool zeros = true;
+    for (std::uint64_t q = pos; q < len && zeros;) {
+      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(4096, len - q));
+      const std::byte* p = rd.at(q, n);
+      zeros = p && std::all_of(p, p + n, [](std::byte b) { return b == std::byte{0}; });
+      q += n;
+    }
+    if (zeros) return;
     for (std::uint64_t q = std::max(resume, pos + 8); q <= len && len - q >= sizeof(fmt::record_header); q += 8) {
       const std::byte* p = rd.at(q, sizeof(fmt::record_header));
       if (!p) break;

@@ -110,7 +110,8 @@ void store::impl::recover() {
       }
       if (hint_ok) {
         r = redo::scan(*sys, log_fd, log_path, hint_pos, hint_lsn, hint_lsn, file_size, replay);
-        hint_ok = r.stop.empty() && static_cast<std::int64_t>(r.end) == log_len;
+        hint_ok = (r.stop.empty() && static_cast<std::int64_t>(r.end) == log_len) ||
+                  side::zero_from(*sys, log_fd, log_path, r.end, static_cast<std::uint64_t>(log_len));
       }
       const std::uint64_t skip = hint_ok ? hint_lsn : L;
       if (!hint_ok) r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, file_size, replay);
@@ -119,7 +120,8 @@ void store::impl::recover() {
       last_lsn = std::max(r.last_lsn, skip);
       last_commit_ns = r.last_commit_ns;
       log_end = r.end;
-      if (r.end < static_cast<std::uint64_t>(log_len)) {
+      if (r.end < static_cast<std::uint64_t>(log_len) &&
+          !side::zero_from(*sys, log_fd, log_path, r.end, static_cast<std::uint64_t>(log_len))) {
         io::check(sys->ftruncate(log_fd, r.end), log_path, "truncate torn tail");
         io::check(sys->fdatasync(log_fd), log_path, "fdatasync");
       }
@@ -177,6 +179,8 @@ void store::impl::init_control() {
   std::memcpy(c->boot_id, boot.data(), 16);  // last: readers trust the page once it matches
   log_written.store(log_end);
   log_synced.store(log_end);
+  const std::int64_t ll = sys->file_size(log_fd);
+  log_cap = std::max<std::uint64_t>(log_end, ll > 0 ? static_cast<std::uint64_t>(ll) : 0);
 }
 
 }  // namespace keel

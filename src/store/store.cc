@@ -88,6 +88,19 @@ void store::impl::grow(std::uint64_t need) {
   known_size.store(target);
 }
 
+void store::impl::reserve_log(std::uint64_t need) {
+  if (need <= log_cap) return;
+  constexpr std::uint64_t kLogReserve = 4_MiB;
+  const std::uint64_t target = fmt::align_up(need + kLogReserve, kPage);
+  if (const int r = sys->fallocate(log_fd, log_cap, target - log_cap); r < 0) {
+    // No room for the reserve: the record is appended instead (a slower
+    // sync, the same durability); a real I/O error is reported.
+    if (io::classify(-r) == errc::full || r == -EOPNOTSUPP) return;
+    io::fail(log_path, "reserving log space", r);
+  }
+  log_cap = target;
+}
+
 // ---------------------------------------------------------------- checkpoint
 
 void store::impl::checkpoint_locked(bool clean_close) {
@@ -114,6 +127,7 @@ void store::impl::checkpoint_locked(bool clean_close) {
     {
       std::lock_guard<std::mutex> g(sync_mu);  // the flusher syncs the log under it
       side::recycle(*sys, log_fd, log_path);
+      log_cap = sizeof(fmt::file_header);
       log_written.store(sizeof(fmt::file_header));
       log_synced.store(sizeof(fmt::file_header));
     }
@@ -475,7 +489,12 @@ store_info store::info() const {
   i.clean_close = (s.sb.flags & fmt::kFlagCleanClose) != 0;
   i.mode = s.writable ? s.opt.mode : static_cast<durability>(s.sb.mode);
   const std::int64_t lb = s.sys->file_size(s.log_fd), jb = s.sys->file_size(s.jrn_fd);
-  i.log_bytes = lb > 64 ? static_cast<std::uint64_t>(lb) - 64 : 0;
+  // The log file is longer than its records (a zero-filled reserve): count
+  // up to the last record written (the writer's own figure, or what the
+  // control page says the writer applied).
+  std::uint64_t log_end = s.writable ? s.log_written.load() : s.ctrl()->applied_log_pos;
+  if (lb >= 0) log_end = std::min<std::uint64_t>(log_end, static_cast<std::uint64_t>(lb));
+  i.log_bytes = log_end > 64 ? log_end - 64 : 0;
   i.journal_bytes = jb > 64 ? static_cast<std::uint64_t>(jb) - 64 : 0;
   i.recovery = s.recovery;
   i.recovered_records = s.recovered_records;

@@ -56,6 +56,10 @@ struct store::impl {
   std::uint64_t last_lsn = 0;
   std::uint64_t last_commit_ns = 0;
   std::uint64_t log_end = 0;  // where the next record goes
+  // Bytes the log file spans: past log_end it is reserved and zero, so a
+  // commit overwrites allocated space and its fdatasync need not also make
+  // a new file size durable (docs/FORMAT.md, "The redo log").
+  std::uint64_t log_cap = 0;
   std::uint64_t jrn_end = 0;  // where the next journal entry goes
   std::uint64_t ckpt_cursor = 0;  // pages starting below it existed at the checkpoint
   // Lines journaled by this handle in this epoch, per page.
@@ -102,6 +106,8 @@ struct store::impl {
   // Extends the file (fallocate + fsync) so [0, need) exists. errc::full
   // past max_size or when the disk is full.
   void grow(std::uint64_t need);
+  // Makes the log file span at least `need` bytes (zero-filled reserve).
+  void reserve_log(std::uint64_t need);
   void checkpoint_locked(bool clean_close);
   void start_flusher();
   void stop_flusher_thread() noexcept;

@@ -300,13 +300,13 @@ struct op {
   }
 
   // Inserts cell c at position i of the node at depth d, splitting it (and
-  // its ancestors) when it has no room.
-  void insert_at(std::size_t d, std::uint32_t i, span c) {
+  // its ancestors) when it has no room. Returns true when it split.
+  bool insert_at(std::size_t d, std::uint32_t i, span c) {
     wnode w = writable(tx, path[d].off);
     const node n = parse(w.p, w.off, static_cast<std::uint32_t>(path.size() - 1 - d), g, tx.path());
     if (n.free_total() >= c.size + 2) {
       insert_cell(w, n, i, c);
-      return;
+      return false;
     }
     std::vector<std::byte> copy;
     std::vector<span> cells = cells_of(n, copy);
@@ -352,9 +352,10 @@ struct op {
       b.node = nr;
       ++b.height;
       if (b.height > kMaxHeight) throw error(errc::corrupt, tx.path(), "tree: height over the limit");
-      return;
+      return true;
     }
     insert_at(d - 1, path[d - 1].idx, {up.data(), static_cast<std::uint32_t>(up.size())});
+    return true;
   }
 
   // After a removal from the node at depth d: merge or redistribute while
@@ -423,8 +424,10 @@ struct op {
       }
       remove_cell(pw, pn, sep_idx);
       const std::vector<std::byte> up = branch_cell(sep, right_off);
-      insert_at(d - 1, sep_idx, {up.data(), static_cast<std::uint32_t>(up.size())});
-      return;
+      // A shorter separator can leave the parent under the minimum fill
+      // (byte-string keys); a split leaves both halves above it.
+      if (insert_at(d - 1, sep_idx, {up.data(), static_cast<std::uint32_t>(up.size())})) return;
+      --d;
     }
   }
 };

@@ -37,6 +37,17 @@ void recycle(os& sys, int fd, const std::string& path) {
   io::check(sys.fdatasync(fd), path, "fdatasync");
 }
 
+bool zero_from(os& sys, int fd, const std::string& path, std::uint64_t from, std::uint64_t to) {
+  std::vector<std::byte> buf(std::min<std::uint64_t>(to > from ? to - from : 0, 1u << 20));
+  for (std::uint64_t pos = from; pos < to;) {
+    const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), to - pos));
+    if (!io::read_at(sys, fd, buf.data(), n, pos, path)) return false;
+    if (std::any_of(buf.begin(), buf.begin() + n, [](std::byte b) { return b != std::byte{0}; })) return false;
+    pos += n;
+  }
+  return true;
+}
+
 reader::reader(os& sys, int fd, const std::string& path, std::uint64_t file_len)
     : sys_(sys), fd_(fd), path_(path), len_(file_len) {}
 

@@ -24,6 +24,9 @@ void create(os& sys, int fd, const std::string& path, const unsigned char (&magi
 // recovery skips them (records by LSN, journal entries by epoch).
 void recycle(os& sys, int fd, const std::string& path);
 
+// True when bytes [from, to) of the file are all zero (the log's reserve).
+bool zero_from(os& sys, int fd, const std::string& path, std::uint64_t from, std::uint64_t to);
+
 // Reads a file front to back through a window of at least 1 MiB.
 class reader {
  public:

@@ -201,6 +201,7 @@ std::uint64_t write_txn::impl::commit() {
     add_extents(fresh, false);
     const std::uint64_t ts = now_ns();
     redo::encode(s.rec_buf, lsn, ts, ranges);
+    s.reserve_log(s.log_end + s.rec_buf.size());
     io::write_at(*s.sys, s.log_fd, s.rec_buf.data(), s.rec_buf.size(), s.log_end, s.log_path);
     s.log_end += s.rec_buf.size();
     s.log_written.store(s.log_end, std::memory_order_release);
