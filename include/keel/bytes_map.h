@@ -12,6 +12,7 @@
 #include <string_view>
 #include <type_traits>
 
+#include "keel/detail/visit.h"
 #include "keel/store.h"
 #include "keel/txn.h"
 
@@ -67,12 +68,7 @@ class bytes_map {
   void for_each_impl(write_txn& tx, visitor f, void* ctx) const;
   template <class F>
   static bool visit(void* ctx, std::string_view k, std::string_view v) {
-    if constexpr (std::is_same_v<std::invoke_result_t<F&, std::string_view, std::string_view>, bool>)
-      return (*static_cast<F*>(ctx))(k, v);
-    else {
-      (*static_cast<F*>(ctx))(k, v);
-      return true;
-    }
+    return detail::keep_going(*static_cast<F*>(ctx), k, v);
   }
 
   store* db_;

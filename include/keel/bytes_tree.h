@@ -14,6 +14,7 @@
 #include <utility>
 
 #include "keel/detail/tree_engine.h"
+#include "keel/detail/visit.h"
 #include "keel/store.h"
 
 namespace keel {
@@ -91,12 +92,7 @@ class bytes_tree {
   std::optional<entry> one(const detail::tree_range& r) const;
   template <class F>
   static bool visit(void* ctx, std::string_view k, std::string_view v) {
-    if constexpr (std::is_same_v<std::invoke_result_t<F&, std::string_view, std::string_view>, bool>)
-      return (*static_cast<F*>(ctx))(k, v);
-    else {
-      (*static_cast<F*>(ctx))(k, v);
-      return true;
-    }
+    return detail::keep_going(*static_cast<F*>(ctx), k, v);
   }
 
   store* db_;

@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "keel/detail/map_probe.h"
+#include "keel/detail/visit.h"
 #include "keel/store.h"
 #include "keel/txn.h"
 
@@ -187,12 +188,7 @@ class hash_map {
     V value;
     std::memcpy(&key, k, sizeof key);
     std::memcpy(&value, v, sizeof value);
-    if constexpr (std::is_same_v<std::invoke_result_t<F&, const K&, const V&>, bool>)
-      return (*static_cast<F*>(ctx))(key, value);
-    else {
-      (*static_cast<F*>(ctx))(key, value);
-      return true;
-    }
+    return detail::keep_going(*static_cast<F*>(ctx), std::as_const(key), std::as_const(value));
   }
 
   store* db_;

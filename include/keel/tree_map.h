@@ -26,6 +26,7 @@
 
 #include "keel/detail/tree_engine.h"
 #include "keel/key_codec.h"
+#include "keel/detail/visit.h"
 #include "keel/store.h"
 
 namespace keel {
@@ -232,12 +233,7 @@ class tree_map {
     const K key = key_codec<K>::decode(reinterpret_cast<const unsigned char*>(k.data()));
     V value;
     std::memcpy(&value, v.data(), sizeof value);
-    if constexpr (std::is_same_v<std::invoke_result_t<F&, const K&, const V&>, bool>)
-      return (*static_cast<F*>(ctx))(key, value);
-    else {
-      (*static_cast<F*>(ctx))(key, value);
-      return true;
-    }
+    return detail::keep_going(*static_cast<F*>(ctx), key, std::as_const(value));
   }
 
   store* db_;
