@@ -11,6 +11,7 @@
 #include <random>
 #include <thread>
 
+#include "support/crash_state.h"
 #include "support/ledger.h"
 #include "support/sim_os.h"
 #include "support/temp_dir.h"
@@ -22,88 +23,29 @@ using keel_test::sim_os;
 
 namespace {
 
-struct outcome {
-  int cuts = 0;
-  std::uint64_t min_recovered = UINT64_MAX, max_recovered = 0;
-};
-
 // Opens the crash image as the first writer after a reboot would, and
-// checks it. Returns the recovered transaction count.
+// checks it (twice). Returns the recovered transaction count.
 std::uint64_t recover_and_check(const std::string& img, keel::durability mode, std::uint64_t lower,
                                 std::uint64_t upper, const std::string& where) {
-  sim_os after;
-  after.new_boot();
-  std::uint64_t count = 0;
-  {
-    auto db = keel::store::open(img, {.create_if_missing = false, .mode = mode, .os = &after});
-    const std::string bad = ledger::verify(*db, &count);
-    INFO(where);
-    REQUIRE_MESSAGE(bad.empty(), bad);
-    REQUIRE_MESSAGE(count >= lower, "lost committed transactions: recovered ", count, ", mode requires >= ", lower);
-    REQUIRE_MESSAGE(count <= upper, "recovered ", count, " > transactions started ", upper);
-    ledger::step(*db);  // the recovered store takes new commits
-    db->close();
-  }
-  // A second recovery of the recovered store changes nothing.
-  sim_os again;
-  again.new_boot();
-  auto db = keel::store::open(img, {.create_if_missing = false, .mode = mode, .os = &again});
-  std::uint64_t count2 = 0;
-  REQUIRE(ledger::verify(*db, &count2).empty());
-  REQUIRE(count2 == count + 1);
-  return count;
+  return keel_test::recover_twice(img, mode, lower, upper, where, ledger::verify,
+                                 [](keel::store& db, std::uint64_t) { return ledger::step(db); });
 }
 
-outcome run(keel::durability mode, std::uint64_t seed, int transactions) {
+keel_test::power_outcome run(keel::durability mode, std::uint64_t seed, int transactions) {
   keel_test::temp_dir dir;
   const std::string path = dir.path("s.keel");
   sim_os sys;
   std::mt19937_64 rng(seed);
-  keel::options o{.initial_size = 64 * 1024,
-                  .max_size = 64ull << 20,
-                  .mode = mode,
-                  .batch_window = std::chrono::hours(1),  // batch: durability from checkpoints only here
-                  .checkpoint_bytes = 1ull << 30,
-                  .checkpoint_interval = std::chrono::hours(1),
-                  .os = &sys};
-  auto db = keel::store::open(path, o);
+  auto db = keel::store::open(path, keel_test::power_run_options(mode, &sys));
   ledger::setup(*db);
   db->checkpoint();
 
   std::uint64_t acked = 0, checkpointed = 0;
-  outcome out;
-  bool in_hook = false;
-  const cut_policy policies[] = {
-      {cut_policy::none, false, cut_policy::no_tail},
-      {cut_policy::all, false, cut_policy::whole_tail},
-      {cut_policy::random, false, cut_policy::random_tail},
-      {cut_policy::random, true, cut_policy::random_tail},
-      {cut_policy::all, true, cut_policy::no_tail},
-  };
-  sys.on_call = [&](op which, const std::string& file) {
-    if (in_hook || file.rfind(path, 0) != 0) return;
-    if (which == op::pread || which == op::open) return;
-    in_hook = true;
-    const cut_policy& p = policies[out.cuts % std::size(policies)];
-    const std::string img = dir.path("cut.keel");
-    sys.power_cut(path, img, p, rng);
-    const std::uint64_t lower = mode == keel::durability::sync ? acked : checkpointed;
-    const std::string where = std::string("crash point: before ") + keel_test::op_name(which) + " of " + file +
-                              ", cut #" + std::to_string(out.cuts) + ", acked " + std::to_string(acked);
-    const std::uint64_t got = recover_and_check(img, mode, lower, acked + 1, where);
-    out.min_recovered = std::min(out.min_recovered, got);
-    out.max_recovered = std::max(out.max_recovered, got);
-    ++out.cuts;
-    in_hook = false;
-  };
-  for (int i = 0; i < transactions; ++i) {
-    acked = ledger::step(*db);
-    if (i % 7 == 6) {
-      const std::uint64_t at = acked;
-      db->checkpoint();
-      checkpointed = at;
-    }
-  }
+  keel_test::power_outcome out;
+  keel_test::arm_power_cuts(sys, path, dir.path("cut.keel"), mode, rng, acked, checkpointed, "", out,
+                            [&](const std::string& img, std::uint64_t lower, std::uint64_t upper,
+                                const std::string& where) { return recover_and_check(img, mode, lower, upper, where); });
+  keel_test::run_checkpointed(*db, transactions, acked, checkpointed, [&] { return ledger::step(*db); });
   sys.on_call = nullptr;
   db->close();
   return out;

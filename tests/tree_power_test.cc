@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "support/crash_state.h"
 #include "support/proc.h"
 #include "support/sim_os.h"
 #include "support/temp_dir.h"
@@ -219,87 +220,30 @@ std::string verify(keel::store& db, const std::vector<model>& ms, u64* count) {
   return o.str();
 }
 
-struct outcome {
-  int cuts = 0;
-  u64 min_recovered = UINT64_MAX, max_recovered = 0;
-};
-
 u64 recover_and_check(const std::string& img, keel::durability mode, u64 seed, const std::vector<model>& ms, u64 lower,
                       u64 upper, const std::string& where) {
-  INFO(where);
-  sim_os after;
-  after.new_boot();
-  u64 count = 0;
-  {
-    auto db = keel::store::open(img, {.create_if_missing = false, .mode = mode, .os = &after});
-    const std::string bad = verify(*db, ms, &count);
-    REQUIRE_MESSAGE(bad.empty(), "recovered ", count, " transactions: ", bad);
-    REQUIRE_MESSAGE(count >= lower, "lost committed transactions: recovered ", count, ", mode requires >= ", lower);
-    REQUIRE_MESSAGE(count <= upper, "recovered ", count, " > transactions started ", upper);
-    REQUIRE(step(*db, seed, ms[count]) == count + 1);  // the recovered store takes new commits
-    db->close();
-  }
-  sim_os again;
-  again.new_boot();
-  auto db = keel::store::open(img, {.create_if_missing = false, .mode = mode, .os = &again});
-  u64 count2 = 0;
-  const std::string bad = verify(*db, ms, &count2);
-  REQUIRE_MESSAGE(bad.empty(), "second recovery: ", bad);
-  REQUIRE(count2 == count + 1);
-  return count;
+  return keel_test::recover_twice(
+      img, mode, lower, upper, where, [&](keel::store& db, u64* count) { return verify(db, ms, count); },
+      [&](keel::store& db, u64 count) { return step(db, seed, ms[count]); });
 }
 
-outcome run(keel::durability mode, u64 seed, int transactions) {
+keel_test::power_outcome run(keel::durability mode, u64 seed, int transactions) {
   keel_test::temp_dir dir;
   const std::string path = dir.path("t.keel");
   const std::vector<model> ms = models(seed, static_cast<u64>(transactions) + 2);
   sim_os sys;
   std::mt19937_64 rng(seed);
-  keel::options o{.initial_size = 64 * 1024,
-                  .max_size = 64ull << 20,
-                  .mode = mode,
-                  .batch_window = std::chrono::hours(1),  // batch: durability from checkpoints only here
-                  .checkpoint_bytes = 1ull << 30,
-                  .checkpoint_interval = std::chrono::hours(1),
-                  .os = &sys};
-  auto db = keel::store::open(path, o);
+  auto db = keel::store::open(path, keel_test::power_run_options(mode, &sys));
   setup(*db);
   db->checkpoint();
   u64 acked = 0, checkpointed = 0;
-  outcome out;
-  bool in_hook = false;
-  const cut_policy policies[] = {
-      {cut_policy::none, false, cut_policy::no_tail},
-      {cut_policy::all, false, cut_policy::whole_tail},
-      {cut_policy::random, false, cut_policy::random_tail},
-      {cut_policy::random, true, cut_policy::random_tail},
-      {cut_policy::all, true, cut_policy::no_tail},
-  };
-  sys.on_call = [&](op which, const std::string& file) {
-    if (in_hook || file.rfind(path, 0) != 0) return;
-    if (which == op::pread || which == op::open) return;
-    in_hook = true;
-    const cut_policy& p = policies[out.cuts % std::size(policies)];
-    const std::string img = dir.path("cut.keel");
-    sys.power_cut(path, img, p, rng);
-    const u64 lower = mode == keel::durability::sync ? acked : checkpointed;
-    const std::string where = std::string("crash point: before ") + keel_test::op_name(which) + " of " + file +
-                              ", cut #" + std::to_string(out.cuts) + ", acked " + std::to_string(acked) + ", seed " +
-                              std::to_string(seed);
-    const u64 got = recover_and_check(img, mode, seed, ms, lower, acked + 1, where);
-    out.min_recovered = std::min(out.min_recovered, got);
-    out.max_recovered = std::max(out.max_recovered, got);
-    ++out.cuts;
-    in_hook = false;
-  };
-  for (int i = 0; i < transactions; ++i) {
-    acked = step(*db, seed, ms[acked]);
-    if (i % 7 == 6) {
-      const u64 at = acked;
-      db->checkpoint();
-      checkpointed = at;
-    }
-  }
+  keel_test::power_outcome out;
+  keel_test::arm_power_cuts(
+      sys, path, dir.path("cut.keel"), mode, rng, acked, checkpointed, ", seed " + std::to_string(seed), out,
+      [&](const std::string& img, u64 lower, u64 upper, const std::string& where) {
+        return recover_and_check(img, mode, seed, ms, lower, upper, where);
+      });
+  keel_test::run_checkpointed(*db, transactions, acked, checkpointed, [&] { return step(*db, seed, ms[acked]); });
   sys.on_call = nullptr;
   u64 final_count = 0;
   CHECK(verify(*db, ms, &final_count).empty());
