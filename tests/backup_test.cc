@@ -23,6 +23,8 @@
 
 #include "file/format.h"
 #include "support/inspect.h"
+#include "support/proc.h"
+#include "support/stores.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
 
@@ -31,40 +33,11 @@ using namespace keel_test;
 
 namespace {
 
-// Kills and reaps a child process when the test leaves its scope (also when
-// an assertion fails), so no writer outlives its test.
-struct child_guard {
-  pid_t pid;
-  ~child_guard() {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-  int kill_and_wait() {
-    int status = 0;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    pid = -1;
-    return status;
-  }
-};
-
 constexpr u64 kKeys = 64;
 
 bool exists(const std::string& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0;
-}
-
-std::string dump(const check_report& r) {
-  std::string s;
-  for (const auto& p : r.problems) s += "  PROBLEM " + p.where + " @" + std::to_string(p.offset) + ": " + p.what + "\n";
-  return s;
-}
-
-std::string all_files(const std::string& path) {
-  return read_file(path) + "|" + read_file(path + "-log") + "|" + read_file(path + "-journal");
 }
 
 // Transaction t of the model: every counter key holds t, and the bytes map
@@ -230,25 +203,16 @@ TEST_CASE("backup of a store whose writer died: the copy is recovered, the origi
   const u64 base = setup(src);
   for (const durability mode : {durability::sync, durability::batch, durability::checkpoint}) {
     CAPTURE(static_cast<int>(mode));
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      try {
-        auto o = small_opts();
-        o.mode = mode;
-        auto db = store::open(src, o);
-        for (u64 t = 0; t < 15; ++t) commit_model(*db, t);
-        ::_exit(0);  // dies holding a log tail
-      } catch (...) {
-        ::_exit(2);
-      }
-    }
-    child_guard guard{pid};
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    guard.pid = -1;
-    REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+    child_proc c = spawn_store_child([&](int) {
+      auto o = small_opts();
+      o.mode = mode;
+      auto db = store::open(src, o);
+      for (u64 t = 0; t < 15; ++t) commit_model(*db, t);
+      ::_exit(0);  // dies holding a log tail
+    });
+    REQUIRE(c.pid() > 0);
+    const int status = c.wait();
+    REQUIRE(exited_ok(status));
     const std::string before = all_files(src);
     const std::string out = dest + std::to_string(static_cast<int>(mode));
     const backup_result r = backup(src, out);
@@ -278,28 +242,15 @@ TEST_CASE("backups while another process commits continuously (and checkpoints o
   temp_dir d;
   const std::string src = d.path("s.keel");
   const u64 base = setup(src);
-  int ready[2];
-  REQUIRE(::pipe(ready) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::close(ready[0]);
-    try {
-      auto o = small_opts();
-      o.checkpoint_bytes = 1 << 20;  // a checkpoint every few hundred commits
-      auto db = store::open(src, o);
-      char c = 1;
-      if (::write(ready[1], &c, 1) != 1) ::_exit(3);
-      for (u64 t = 0;; ++t) commit_model(*db, t);
-    } catch (...) {
-      ::_exit(2);
-    }
-  }
-  child_guard guard{pid};
-  ::close(ready[1]);
-  char c;
-  REQUIRE(::read(ready[0], &c, 1) == 1);
+  child_proc writer = spawn_store_child([&](int out) {
+    auto o = small_opts();
+    o.checkpoint_bytes = 1 << 20;  // a checkpoint every few hundred commits
+    auto db = store::open(src, o);
+    signal_ready(out);
+    for (u64 t = 0;; ++t) commit_model(*db, t);
+  });
+  REQUIRE(writer.pid() > 0);
+  REQUIRE(writer.wait_ready());
   u64 last = 0;
   int attempts = 0, busy = 0, done = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -322,8 +273,7 @@ TEST_CASE("backups while another process commits continuously (and checkpoints o
     last = n;
   }
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const int status = guard.kill_and_wait();
-  ::close(ready[0]);
+  const int status = writer.kill_and_wait();
   CHECK(WIFSIGNALED(status));
   MESSAGE(done << " backups (" << attempts << " copies, " << busy << " gave up busy) in " << secs
                << " s while the writer committed " << last << "+ transactions");
@@ -388,32 +338,19 @@ TEST_CASE("a backup killed at any stage leaves no dest; the next one succeeds") 
   // the last (copy replayed, before the superblocks and the link).
   for (const int stage : {0, 1, 2}) {
     CAPTURE(stage);
-    int ready[2];
-    REQUIRE(::pipe(ready) == 0);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      ::close(ready[0]);
-      try {
-        backup(src, dest, [&](u64 done, u64 total) {
-          const bool hit = stage == 0 ? done == 0 : stage == 1 ? (done > 0 && done < total) : done == total;
-          if (!hit) return;
-          char c = 1;
-          if (::write(ready[1], &c, 1) != 1) ::_exit(3);
-          for (;;) ::pause();
-        });
-      } catch (...) {
-        ::_exit(2);
-      }
+    child_proc c = spawn_store_child([&](int out) {
+      backup(src, dest, [&](u64 done, u64 total) {
+        const bool hit = stage == 0 ? done == 0 : stage == 1 ? (done > 0 && done < total) : done == total;
+        if (!hit) return;
+        signal_ready(out);
+        for (;;) ::pause();
+      });
       ::_exit(4);  // the stage was never reached
-    }
-    child_guard guard{pid};
-    ::close(ready[1]);
-    char c;
-    const bool reached = ::read(ready[0], &c, 1) == 1;
-    const int status = guard.kill_and_wait();
-    ::close(ready[0]);
+    });
+    REQUIRE(c.pid() > 0);
+    const bool reached = c.wait_ready();
+    const int status = c.kill_and_wait();
+    c.reset();
     REQUIRE_MESSAGE(reached, describe_status(status));
     CHECK_FALSE(exists(dest));
     for (const auto& entry : std::filesystem::directory_iterator(d.dir()))

@@ -21,6 +21,8 @@
 #include "file/format.h"
 #include "hash/table.h"
 #include "support/inspect.h"
+#include "support/proc.h"
+#include "support/stores.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
 
@@ -30,33 +32,7 @@ using fmt::kPage;
 
 namespace {
 
-// Kills and reaps a child process when the test leaves its scope (also when
-// an assertion fails), so no writer outlives its test.
-struct child_guard {
-  pid_t pid;
-  ~child_guard() {
-    if (pid <= 0) return;
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-  }
-  int kill_and_wait() {
-    int status = 0;
-    ::kill(pid, SIGKILL);
-    ::waitpid(pid, &status, 0);
-    pid = -1;
-    return status;
-  }
-};
-
 constexpr u64 kMeta = fmt::kMetaOffset;
-
-std::string dump(const check_report& r) {
-  std::string s;
-  for (const auto& p : r.problems) s += "  PROBLEM " + p.where + " @" + std::to_string(p.offset) + ": " + p.what + "\n";
-  for (const auto& p : r.notes) s += "  note " + p.where + " @" + std::to_string(p.offset) + ": " + p.what + "\n";
-  return s;
-}
 
 const check_problem* find(const std::vector<check_problem>& v, const std::string& where, u64 offset,
                           const std::string& text = "") {
@@ -156,36 +132,23 @@ u64 catalog_slot_at(const std::string& path, const std::string& name) {
 
 void poke64(const std::string& path, u64 off, u64 v) { poke(path, off, &v, 8); }
 
-std::string all_files(const std::string& path) {
-  return read_file(path) + "|" + read_file(path + "-log") + "|" + read_file(path + "-journal");
-}
-
 // A child commits `n` transactions to "m" (values = 7 * key + t) and dies
 // without closing: the store is left with a log tail to recover.
 void dead_writer(const std::string& path, int n, durability mode = durability::sync) {
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    try {
-      auto o = small_opts();
-      o.mode = mode;
-      auto db = store::open(path, o);
-      auto m = hash_map<u64, u64>::open(*db, "m");
-      for (int t = 0; t < n; ++t)
-        db->write([&](write_txn& tx) {
-          for (u64 k = 0; k < 20; ++k) m.put(tx, 5000 + k, 7 * k + static_cast<u64>(t));
-        });
-      ::_exit(0);  // no close (nor destructor): the log keeps the commits
-    } catch (...) {
-      ::_exit(2);
-    }
-  }
-  child_guard guard{pid};
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  guard.pid = -1;
-  REQUIRE_MESSAGE((WIFEXITED(status) && WEXITSTATUS(status) == 0), describe_status(status));
+  child_proc c = spawn_store_child([&](int) {
+    auto o = small_opts();
+    o.mode = mode;
+    auto db = store::open(path, o);
+    auto m = hash_map<u64, u64>::open(*db, "m");
+    for (int t = 0; t < n; ++t)
+      db->write([&](write_txn& tx) {
+        for (u64 k = 0; k < 20; ++k) m.put(tx, 5000 + k, 7 * k + static_cast<u64>(t));
+      });
+    ::_exit(0);  // no close (nor destructor): the log keeps the commits
+  });
+  REQUIRE(c.pid() > 0);
+  const int status = c.wait();
+  REQUIRE_MESSAGE(exited_ok(status), describe_status(status));
 }
 
 // Record offsets in the log.
@@ -260,34 +223,21 @@ TEST_CASE("a store with a live writer in another process is checked on a snapsho
   temp_dir d;
   const std::string p = d.path("s.keel");
   build(p);
-  int ready[2];
-  REQUIRE(::pipe(ready) == 0);
-  const pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    ::close(ready[0]);
-    try {
-      auto o = small_opts();
-      o.checkpoint_bytes = 256 * 1024;
-      auto db = store::open(p, o);
-      auto m = hash_map<u64, u64>::open(*db, "m");
-      auto bm = bytes_map::open(*db, "b");
-      char c = 1;
-      if (::write(ready[1], &c, 1) != 1) ::_exit(3);
-      for (u64 t = 0;; ++t)
-        db->write([&](write_txn& tx) {
-          m.put(tx, 10000 + t % 500, t);
-          bm.put(tx, "live-" + std::to_string(t % 200), std::string(t % 9000, 'x'));
-        });
-    } catch (...) {
-      ::_exit(2);
-    }
-  }
-  child_guard guard{pid};
-  ::close(ready[1]);
-  char c;
-  REQUIRE(::read(ready[0], &c, 1) == 1);
+  child_proc writer = spawn_store_child([&](int out) {
+    auto o = small_opts();
+    o.checkpoint_bytes = 256 * 1024;
+    auto db = store::open(p, o);
+    auto m = hash_map<u64, u64>::open(*db, "m");
+    auto bm = bytes_map::open(*db, "b");
+    signal_ready(out);
+    for (u64 t = 0;; ++t)
+      db->write([&](write_txn& tx) {
+        m.put(tx, 10000 + t % 500, t);
+        bm.put(tx, "live-" + std::to_string(t % 200), std::string(t % 9000, 'x'));
+      });
+  });
+  REQUIRE(writer.pid() > 0);
+  REQUIRE(writer.wait_ready());
   for (int i = 0; i < 3; ++i) {
     const check_report r = check(p);
     INFO(dump(r));
@@ -296,8 +246,7 @@ TEST_CASE("a store with a live writer in another process is checked on a snapsho
     CHECK_FALSE(r.recovery_pending);
     CHECK(any_note(r, "a writer (pid"));
   }
-  const int status = guard.kill_and_wait();
-  ::close(ready[0]);
+  const int status = writer.kill_and_wait();
   CHECK(WIFSIGNALED(status));
 }
 

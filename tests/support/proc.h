@@ -1,6 +1,7 @@
 // Child processes for the crash tests: fork a child that reports through a
-// pipe, read what it wrote, SIGKILL it, reap it. Plus the small helpers every
-// crash test had its own copy of (seeded hashing, env knobs, full writes).
+// pipe, read what it wrote, SIGKILL it, reap it; the store-using children of
+// the backup and check tests. Plus full writes (and, through support/seeds.h,
+// the env knobs and seeded hashing every crash test had its own copy of).
 // Header-only.
 #pragma once
 
@@ -18,25 +19,9 @@
 #include <utility>
 #include <vector>
 
+#include "support/seeds.h"
+
 namespace keel_test {
-
-inline std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return std::strtoull(v, nullptr, 0);
-}
-
-// splitmix64 finalizer.
-inline std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-// A pure function of (seed, k, i): workloads derive transaction k's operations from it.
-inline std::uint64_t h3(std::uint64_t seed, std::uint64_t k, std::uint64_t i) {
-  return mix(seed ^ mix(k * 0x100000001b3ull ^ mix(i + 0x51ed27)));
-}
 
 // write() until done; false on an error (EINTR retried).
 inline bool write_all(int fd, const void* p, std::size_t n) {
@@ -109,6 +94,13 @@ class child_proc {
   pid_t pid() const noexcept { return pid_; }
   int fd() const noexcept { return fd_; }
 
+  // Waits for the one byte signal_ready() writes. False when the child
+  // ended (or the pipe failed) first.
+  bool wait_ready() {
+    char c;
+    return ::read(fd_, &c, 1) == 1;
+  }
+
   // Appends what the child wrote (waiting at most timeout_ms for it) to buf.
   // False at EOF; true otherwise (also when nothing came).
   bool pump(std::vector<char>& buf, int timeout_ms) {
@@ -150,5 +142,30 @@ class child_proc {
 };
 
 inline bool killed_by_sigkill(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL; }
+inline bool exited_ok(int status) { return WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+// A child that uses a store: dies with the parent (PR_SET_PDEATHSIG), runs
+// body(write_fd); an exception out of body ends it with status 2, a return
+// with 0. A body that must not run destructors (a writer that is to die
+// holding a log tail) calls ::_exit itself.
+template <class Body>
+child_proc spawn_store_child(Body&& body) {
+  return child_proc::spawn([&](int out) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    try {
+      body(out);
+    } catch (...) {
+      ::_exit(2);
+    }
+    ::_exit(0);
+  });
+}
+
+// In the child: tells the parent (child_proc::wait_ready) that it is set up;
+// ends the child with status 3 when the pipe write fails.
+inline void signal_ready(int out) {
+  const char c = 1;
+  if (::write(out, &c, 1) != 1) ::_exit(3);
+}
 
 }  // namespace keel_test
