@@ -80,6 +80,14 @@ void store::impl::recover() {
 
   const fmt::control_page* c = ctrl();
   const std::uint64_t L = sb.checkpoint_lsn;
+  // After the last record of a log written in this boot: the zero reserve
+  // (FORMAT.md), not a torn record. A killed writer's pwrite leaves a prefix
+  // of its record, header first, so a zero header means nothing of a next
+  // record was written.
+  auto reserve_follows = [&](std::uint64_t end, std::uint64_t len) {
+    return len - end >= sizeof(fmt::record_header) &&
+           side::zero_from(*sys, log_fd, log_path, end, end + sizeof(fmt::record_header));
+  };
   ckpt_cursor = sb.cursor;
   auto replay = [&](std::uint64_t, std::span<const redo::range> rs) { apply(rs); };
   const bool half_applied = (seq().load() & 1) != 0;  // a writer died inside apply
@@ -111,7 +119,7 @@ void store::impl::recover() {
       if (hint_ok) {
         r = redo::scan(*sys, log_fd, log_path, hint_pos, hint_lsn, hint_lsn, file_size, replay);
         hint_ok = (r.stop.empty() && static_cast<std::int64_t>(r.end) == log_len) ||
-                  side::zero_from(*sys, log_fd, log_path, r.end, static_cast<std::uint64_t>(log_len));
+                  reserve_follows(r.end, static_cast<std::uint64_t>(log_len));
       }
       const std::uint64_t skip = hint_ok ? hint_lsn : L;
       if (!hint_ok) r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, file_size, replay);
@@ -120,8 +128,7 @@ void store::impl::recover() {
       last_lsn = std::max(r.last_lsn, skip);
       last_commit_ns = r.last_commit_ns;
       log_end = r.end;
-      if (r.end < static_cast<std::uint64_t>(log_len) &&
-          !side::zero_from(*sys, log_fd, log_path, r.end, static_cast<std::uint64_t>(log_len))) {
+      if (r.end < static_cast<std::uint64_t>(log_len) && !reserve_follows(r.end, static_cast<std::uint64_t>(log_len))) {
         io::check(sys->ftruncate(log_fd, r.end), log_path, "truncate torn tail");
         io::check(sys->fdatasync(log_fd), log_path, "fdatasync");
       }
