@@ -147,7 +147,7 @@ void store::impl::checkpoint_locked(bool clean_close) {
 }
 
 void store::impl::start_flusher() {
-  if (opt.mode != durability::batch) return;
+  if (opt.mode != durability::batch || flusher.joinable()) return;
   flusher = std::thread([this] {
     std::unique_lock<std::mutex> lk(sync_mu);
     while (!stop_flusher) {
@@ -358,8 +358,7 @@ std::unique_ptr<store> store::open(const std::string& path, const options& opts)
       p->recovery = 2;
       p->checkpoint_locked(false);  // both slots describe the data again
     }
-    p->last_ckpt = std::chrono::steady_clock::now();
-    p->start_flusher();
+    p->last_ckpt = std::chrono::steady_clock::now();  // the flusher starts with the first commit
   }
   return std::unique_ptr<store>(new store(std::move(p)));
 }

@@ -205,6 +205,7 @@ std::uint64_t write_txn::impl::commit() {
     io::write_at(*s.sys, s.log_fd, s.rec_buf.data(), s.rec_buf.size(), s.log_end, s.log_path);
     s.log_end += s.rec_buf.size();
     s.log_written.store(s.log_end, std::memory_order_release);
+    if (s.opt.mode == durability::batch && !s.flusher.joinable()) s.start_flusher();  // not at open: opens stay cheap
     if (s.opt.mode == durability::sync) {
       io::check(s.sys->fdatasync(s.log_fd), s.log_path, "fdatasync of the log");
       s.log_synced.store(s.log_end, std::memory_order_release);
