@@ -20,7 +20,6 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <keel/keel.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -34,17 +33,23 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <sstream>
 #include <string>
 #include <vector>
 
+#include "support/proc.h"
 #include "support/temp_dir.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
+using keel_test::env_u64;
+using keel_test::h3;
+using keel_test::mix;
+using keel_test::write_all;
 
 constexpr int kCells = 64;
 constexpr int kSlots = 16;
@@ -68,15 +73,6 @@ static_assert(sizeof(root_block) <= 4096);
 
 // ------------------------------------------------------------ the workload
 
-std::uint64_t mix(std::uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-std::uint64_t h3(std::uint64_t seed, std::uint64_t k, std::uint64_t i) {
-  return mix(seed ^ mix(k * 0x100000001b3ull ^ mix(i + 0x51ed27)));
-}
 std::uint64_t pattern_word(std::uint64_t seed, std::uint64_t k, int slot, std::uint64_t w) {
   return mix(h3(seed, k, 7000 + static_cast<std::uint64_t>(slot)) + w);
 }
@@ -290,24 +286,6 @@ keel::options make_opts(const mode_cfg& cfg) {
   o.batch_window = 5ms;
   o.lock_timeout = 5000ms;
   return o;
-}
-
-std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return std::strtoull(v, nullptr, 0);
-}
-
-bool write_all(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
 }
 
 // ------------------------------------------------------------ the child
@@ -528,43 +506,19 @@ class run {
     if (at_eof) REQUIRE_MESSAGE(ss.buf.empty(), ctx(), "torn message in the pipe: ", ss.buf.size(), " bytes");
   }
 
-  // Reads what is available (waiting at most timeout_ms); false at EOF.
-  bool pump(int fd, stream_state& ss, int timeout_ms) {
-    pollfd p{fd, POLLIN, 0};
-    const int r = ::poll(&p, 1, timeout_ms);
-    if (r <= 0) return true;
-    char tmp[65536];
-    const ssize_t n = ::read(fd, tmp, sizeof tmp);
-    if (n == 0) return false;
-    if (n < 0) return errno == EINTR || errno == EAGAIN;
-    ss.buf.insert(ss.buf.end(), tmp, tmp + n);
-    parse(ss, false);
+  // Reads what is available (waiting at most timeout_ms) and consumes the complete messages; false at EOF.
+  bool pump(keel_test::child_proc& c, stream_state& ss, int timeout_ms) {
+    const std::size_t had = ss.buf.size();
+    if (!c.pump(ss.buf, timeout_ms)) return false;
+    if (ss.buf.size() != had) parse(ss, false);
     return true;
   }
 
   void one_kill() {
-    int fds[2];
-    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     const bool early = rng_() % 7 == 0;
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child_main(path_, cfg_, seed_, fds[1]);
-    }
-    ::close(fds[1]);
-    struct guard {  // a failed REQUIRE must not leave the child running
-      pid_t pid;
-      int fd;
-      ~guard() {
-        if (pid > 0) {
-          ::kill(pid, SIGKILL);
-          ::waitpid(pid, nullptr, 0);
-        }
-        ::close(fd);
-      }
-    } g{pid, fds[0]};
+    // Its destructor kills and reaps the child: a failed REQUIRE must not leave it running.
+    keel_test::child_proc c = keel_test::child_proc::spawn([&](int out) { child_main(path_, cfg_, seed_, out); });
+    REQUIRE(c.pid() > 0);
 
     // Random delay: early kills land in open/recovery; others anywhere.
     std::uint64_t delay_us;
@@ -578,23 +532,14 @@ class run {
     else
       delay_us = 100000 + rng_() % 300000;
     stream_state ss;
-    bool eof = false;
     const auto deadline = clk::now() + std::chrono::microseconds(delay_us);
-    while (!eof) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clk::now()).count();
-      if (left < 0) break;
-      if (left == 0) {  // sub-millisecond remainder
-        while (clk::now() < deadline) ::usleep(50);
-        break;
-      }
-      eof = !pump(fds[0], ss, static_cast<int>(left));
-    }
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    g.pid = 0;
+    keel_test::pump_until(
+        c, ss.buf, std::numeric_limits<int>::max(), [&] { return deadline; }, [&] { parse(ss, false); });
+    const pid_t pid = c.pid();
+    const int status = c.kill_and_wait();
+    REQUIRE(status != -1);
     ++st_.kills;
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)) {
+    if (!keel_test::killed_by_sigkill(status)) {
       FAIL(ctx(), "child ", pid, " ended on its own before the kill: ",
            WIFEXITED(status) ? "exit status " + std::to_string(WEXITSTATUS(status))
                              : "signal " + std::to_string(WTERMSIG(status)),
@@ -603,7 +548,7 @@ class run {
     if (read_seqlock(path_) & 1) ++st_.mid_apply;
     if (died_mid_checkpoint(path_)) ++st_.mid_checkpoint;
     const auto drain_until = clk::now() + 10s;  // the child is reaped: EOF comes at once
-    while (pump(fds[0], ss, 100)) REQUIRE_MESSAGE(clk::now() < drain_until, ctx(), "no EOF on the child's pipe");
+    while (pump(c, ss, 100)) REQUIRE_MESSAGE(clk::now() < drain_until, ctx(), "no EOF on the child's pipe");
     parse(ss, true);
     if (!ss.got_snapshot) {
       ++st_.early_kills;
@@ -685,31 +630,25 @@ TEST_CASE("open after a clean close reports no recovery; after a kill never full
     db->close();
   }
   // Another process opens after the clean close.
-  int fds[2];
-  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-  std::fflush(nullptr);
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
+  keel_test::child_proc c = keel_test::child_proc::spawn([&](int out) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     int rc = 0;
     try {
       auto db = keel::store::open(path, make_opts(cfg));
       const std::int64_t r[2] = {db->info().recovery, static_cast<std::int64_t>(db->info().recovered_records)};
-      rc = write_all(fds[1], r, sizeof r) ? 0 : 4;
+      rc = write_all(out, r, sizeof r) ? 0 : 4;
       db->close();
     } catch (const std::exception& e) {
       std::fprintf(stderr, "[child] %s\n", e.what());
       rc = 3;
     }
     ::_exit(rc);
-  }
-  ::close(fds[1]);
+  });
+  REQUIRE(c.pid() > 0);
   std::int64_t r[2] = {-1, -1};
-  const ssize_t n = ::read(fds[0], r, sizeof r);
-  ::close(fds[0]);
-  int status = 0;
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  const ssize_t n = ::read(c.fd(), r, sizeof r);
+  int status = c.wait();
+  REQUIRE(status != -1);
   REQUIRE(WIFEXITED(status));
   REQUIRE(WEXITSTATUS(status) == 0);
   REQUIRE(n == static_cast<ssize_t>(sizeof r));
@@ -718,21 +657,14 @@ TEST_CASE("open after a clean close reports no recovery; after a kill never full
   CHECK(r[1] == 0);
 
   // A writer killed after its commits: the next open is same-boot recovery (never 2).
-  REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-  pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    ::close(fds[0]);
-    child_main(path, cfg, seed, fds[1]);
-  }
-  ::close(fds[1]);
+  c = keel_test::child_proc::spawn([&](int out) { child_main(path, cfg, seed, out); });
+  REQUIRE(c.pid() > 0);
   std::uint64_t got = 0, w = 0;
   snapshot s;
-  REQUIRE(::read(fds[0], &s, sizeof s) == static_cast<ssize_t>(sizeof s));
-  while (got < 50 && ::read(fds[0], &w, 8) == 8) got = w;
-  ::kill(pid, SIGKILL);
-  REQUIRE(::waitpid(pid, &status, 0) == pid);
-  ::close(fds[0]);
+  REQUIRE(::read(c.fd(), &s, sizeof s) == static_cast<ssize_t>(sizeof s));
+  while (got < 50 && ::read(c.fd(), &w, 8) == 8) got = w;
+  REQUIRE(c.kill_and_wait() != -1);
+  c.reset();
   auto db = keel::store::open(path, make_opts(cfg));
   const keel::store_info i = db->info();
   CHECK_MESSAGE(i.recovery != 2, "same-boot recovery after SIGKILL reported as full recovery");
@@ -761,14 +693,9 @@ TEST_CASE("a writer killed between publishing applied_lsn and applied_log_pos lo
     keel_test::temp_dir dir;
     const std::string path = dir.path("store");
     const std::uint64_t base = setup_store(path, cfg);
-    int fds[2];
 
     // Writer A: 4 commits, note where record 5 starts, commit 5, die.
-    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-    std::fflush(nullptr);
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    keel_test::child_proc c = keel_test::child_proc::spawn([&](int out) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       try {
         auto db = keel::store::open(path, make_opts(cfg));
@@ -777,20 +704,20 @@ TEST_CASE("a writer killed between publishing applied_lsn and applied_log_pos lo
         for (int i = 0; i < 4; ++i) commit_one(*db, seed, p, buf);
         const std::uint64_t pos = pread_u64(path, kCtrl + 40);
         commit_one(*db, seed, p, buf);
-        if (!write_all(fds[1], &pos, 8)) child_fail("pipe");
+        if (!write_all(out, &pos, 8)) child_fail("pipe");
         ::raise(SIGKILL);
       } catch (const std::exception& e) {
         child_fail(e.what());
       }
       ::_exit(3);
-    }
-    ::close(fds[1]);
+    });
+    REQUIRE(c.pid() > 0);
     std::uint64_t record5 = 0;
-    REQUIRE(::read(fds[0], &record5, 8) == 8);
-    ::close(fds[0]);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    REQUIRE((WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL));
+    REQUIRE(::read(c.fd(), &record5, 8) == 8);
+    const int status = c.wait();
+    c.reset();
+    REQUIRE(status != -1);
+    REQUIRE(keel_test::killed_by_sigkill(status));
     REQUIRE(pread_u64(path, kCtrl + 32) == base + 5);  // applied_lsn
     const std::uint64_t log_end = pread_u64(path, kCtrl + 40);
     REQUIRE(record5 < log_end);
@@ -802,11 +729,7 @@ TEST_CASE("a writer killed between publishing applied_lsn and applied_log_pos lo
     }
 
     // Writer B: recovers (count 5 is in the log and applied: it must be there), commits 6, dies.
-    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
-    std::fflush(nullptr);
-    pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
+    c = keel_test::child_proc::spawn([&](int out) {
       ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       try {
         auto db = keel::store::open(path, make_opts(cfg));
@@ -814,19 +737,19 @@ TEST_CASE("a writer killed between publishing applied_lsn and applied_log_pos lo
         plan p;
         std::vector<std::uint64_t> buf;
         const std::uint64_t k = commit_one(*db, seed, p, buf);
-        if (!write_all(fds[1], &s, sizeof s) || !write_all(fds[1], &k, 8)) child_fail("pipe");
+        if (!write_all(out, &s, sizeof s) || !write_all(out, &k, 8)) child_fail("pipe");
         ::raise(SIGKILL);
       } catch (const std::exception& e) {
         child_fail(e.what());
       }
       ::_exit(3);
-    }
-    ::close(fds[1]);
+    });
+    REQUIRE(c.pid() > 0);
     snapshot sb{};
     std::uint64_t k6 = 0;
-    const bool got = ::read(fds[0], &sb, sizeof sb) == static_cast<ssize_t>(sizeof sb) && ::read(fds[0], &k6, 8) == 8;
-    ::close(fds[0]);
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    const bool got = ::read(c.fd(), &sb, sizeof sb) == static_cast<ssize_t>(sizeof sb) && ::read(c.fd(), &k6, 8) == 8;
+    REQUIRE(c.wait() != -1);
+    c.reset();
     REQUIRE_MESSAGE(got, "writer B failed to recover or commit (message on stderr above)");
     model m;
     m.seed = seed;

@@ -28,7 +28,6 @@
 #include <doctest/doctest.h>
 #include <fcntl.h>
 #include <keel/keel.h>
-#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -58,6 +57,7 @@
 
 #include "file/format.h"
 #include "support/inspect.h"
+#include "support/proc.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -68,33 +68,11 @@ using u64 = std::uint64_t;
 namespace kf = keel::fmt;
 using keel_test::describe;
 using keel_test::describe_status;
+using keel_test::env_u64;
+using keel_test::h3;
+using keel_test::mix;
 using keel_test::read_root;
-
-u64 env_u64(const char* name, u64 dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return std::strtoull(v, nullptr, 0);
-}
-
-u64 mix(u64 x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-u64 h3(u64 seed, u64 k, u64 i) { return mix(seed ^ mix(k * 0x100000001b3ull ^ mix(i + 0x51ed27))); }
-
-bool write_all(int fd, const void* p, std::size_t n) {
-  const char* c = static_cast<const char*>(p);
-  while (n > 0) {
-    const ssize_t w = ::write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return false;
-    c += w;
-    n -= static_cast<std::size_t>(w);
-  }
-  return true;
-}
+using keel_test::write_all;
 
 // ====================================================================== 1. crash loop
 
@@ -435,41 +413,20 @@ class run {
     s.buf.erase(s.buf.begin(), s.buf.begin() + static_cast<std::ptrdiff_t>(at));
     if (at_eof) REQUIRE_MESSAGE(s.buf.empty(), ctx(), "torn message in the pipe: ", s.buf.size(), " bytes");
   }
-  bool pump(int fd, stream& s, int timeout_ms) {
-    pollfd p{fd, POLLIN, 0};
-    if (::poll(&p, 1, timeout_ms) <= 0) return true;
-    char tmp[65536];
-    const ssize_t n = ::read(fd, tmp, sizeof tmp);
-    if (n == 0) return false;
-    if (n < 0) return errno == EINTR || errno == EAGAIN;
-    s.buf.insert(s.buf.end(), tmp, tmp + n);
-    parse(s, false);
+  // Reads what the child wrote (at most timeout_ms) and consumes the complete messages; false at EOF.
+  bool pump(keel_test::child_proc& c, stream& s, int timeout_ms) {
+    const std::size_t had = s.buf.size();
+    if (!c.pump(s.buf, timeout_ms)) return false;
+    if (s.buf.size() != had) parse(s, false);
     return true;
   }
 
   void one_kill() {
-    int fds[2];
-    REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     const bool early = rng_() % 8 == 0;
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      ::close(fds[0]);
-      child_main(path_, cfg_, md_, /*verify=*/!prev_clean_, fds[1]);
-    }
-    ::close(fds[1]);
-    struct guard {
-      pid_t pid;
-      int fd;
-      ~guard() {
-        if (pid > 0) {
-          ::kill(pid, SIGKILL);
-          ::waitpid(pid, nullptr, 0);
-        }
-        ::close(fd);
-      }
-    } g{pid, fds[0]};
+    const bool verify = !prev_clean_;
+    keel_test::child_proc c =
+        keel_test::child_proc::spawn([&](int out) { child_main(path_, cfg_, md_, verify, out); });
+    REQUIRE(c.pid() > 0);
     u64 delay_us;
     const u64 pick = rng_() % 10;
     // Targeted: kill within 0..1.5 ms of a commit that left a resize running or
@@ -487,33 +444,28 @@ class run {
     else
       delay_us = 120000 + rng_() % 280000;
     stream s;
-    bool eof = false;
     flagged_ = false;
     auto deadline = clk::now() + std::chrono::microseconds(delay_us);
     bool hit = false;
-    while (!eof) {
-      if (targeted && flagged_ && !hit) {
-        hit = true;
-        deadline = std::min(deadline, clk::now() + std::chrono::microseconds(rng_() % 1500));
-      }
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clk::now()).count();
-      if (left < 0) break;
-      if (left == 0) {
-        while (clk::now() < deadline) ::usleep(50);
-        break;
-      }
-      eof = !pump(fds[0], s, static_cast<int>(std::min<std::int64_t>(left, 2)));
-    }
+    keel_test::pump_until(
+        c, s.buf, 2,
+        [&] {
+          if (targeted && flagged_ && !hit) {
+            hit = true;
+            deadline = std::min(deadline, clk::now() + std::chrono::microseconds(rng_() % 1500));
+          }
+          return deadline;
+        },
+        [&] { parse(s, false); });
     if (hit) ++st_.targeted;
-    ::kill(pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(pid, &status, 0) == pid);
-    g.pid = 0;
+    const pid_t pid = c.pid();
+    const int status = c.kill_and_wait();
+    REQUIRE(status != -1);
     ++st_.kills;
     const auto drain_until = clk::now() + 10s;
-    while (pump(fds[0], s, 100)) REQUIRE_MESSAGE(clk::now() < drain_until, ctx(), "no EOF on the child's pipe");
+    while (pump(c, s, 100)) REQUIRE_MESSAGE(clk::now() < drain_until, ctx(), "no EOF on the child's pipe");
     parse(s, true);
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+    if (!keel_test::killed_by_sigkill(status))
       FAIL(ctx(), "child ", pid, " ended on its own before the kill: ", describe_status(status),
            " (its message is on stderr above)");
     if (!s.opened) {
@@ -788,25 +740,17 @@ void raise_to(std::atomic<u64>& a, u64 v) {
   ::_exit(0);
 }
 
-struct child {
-  pid_t pid = 0;
-};
-
 class harness {
  public:
   harness(u64 seed, int kills) : seed_(seed), kills_(kills), rng_(seed) {
-    void* p = ::mmap(nullptr, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(p != MAP_FAILED);
-    sh_ = new (p) shared();
+    sh_ = shm_.get();
+    REQUIRE(sh_ != nullptr);
     path_ = dir_.path("store");
   }
   ~harness() {
-    for (child* c : {&writer_, &readers_[0], &readers_[1]})
-      if (c->pid > 0) {
-        ::kill(c->pid, SIGKILL);
-        ::waitpid(c->pid, nullptr, 0);
-      }
-    ::munmap(sh_, sizeof(shared));
+    writer_ = {};
+    readers_[0] = {};
+    readers_[1] = {};
   }
 
   void go() {
@@ -855,11 +799,8 @@ class harness {
     ++gen_;
     const keel::durability modes[] = {keel::durability::sync, keel::durability::batch, keel::durability::checkpoint};
     const keel::durability mode = modes[rng_() % 3];
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) writer_main(path_, sh_, gen_, mode, seed_);
-    writer_.pid = pid;
+    writer_ = keel_test::child_proc::spawn([&](int) { writer_main(path_, sh_, gen_, mode, seed_); });
+    REQUIRE(writer_.pid() > 0);
   }
 
   void start_reader(int i) {
@@ -871,11 +812,8 @@ class harness {
     s.busy = 0;
     s.derived = 0;
     s.msg[0] = 0;
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) reader_main(path_, sh_, i, seed_);
-    readers_[i].pid = pid;
+    readers_[i] = keel_test::child_proc::spawn([&](int) { reader_main(path_, sh_, i, seed_); });
+    REQUIRE(readers_[i].pid() > 0);
     last_hb_[i] = 0;
     last_hb_change_[i] = clk::now();
   }
@@ -895,48 +833,42 @@ class harness {
   }
 
   void kill_writer() {
-    ::kill(writer_.pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(writer_.pid, &status, 0) == writer_.pid);
-    writer_.pid = 0;
+    const int status = writer_.kill_and_wait();
+    REQUIRE(status != -1);
     ++kills_done_;
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+    if (!keel_test::killed_by_sigkill(status))
       FAIL(ctx(), "writer ended on its own before the kill: ", describe_status(status), ": ",
            std::string(sh_->writer_msg));
     account_writer();
   }
 
-  void finish_reader(int i, int status, bool killed) {
+  // pid: the reaped reader's.
+  void finish_reader(int i, pid_t pid, int status, bool killed) {
     reader_slot& s = sh_->readers[i];
-    const bool ok =
-        killed ? WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL : WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const bool ok = killed ? keel_test::killed_by_sigkill(status) : WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok)
-      FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") failed: ", describe_status(status), ": ",
-           std::string(s.msg));
+      FAIL(ctx(), "reader ", i, " (pid ", pid, ") failed: ", describe_status(status), ": ", std::string(s.msg));
     gets_ += s.gets.load();
     walks_ += s.walks.load();
     walk_entries_ += s.walk_entries.load();
     busy_ += s.busy.load();
     derived_ += s.derived.load();
-    readers_[i].pid = 0;
   }
 
   void kill_reader(int i) {
-    ::kill(readers_[i].pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(readers_[i].pid, &status, 0) == readers_[i].pid);
+    const pid_t pid = readers_[i].pid();
+    const int status = readers_[i].kill_and_wait();
+    REQUIRE(status != -1);
     ++reader_kills_;
-    finish_reader(i, status, true);
+    finish_reader(i, pid, status, true);
   }
 
   void check_children() {
     const auto now = clk::now();
     for (int i = 0; i < 2; ++i) {
-      if (readers_[i].pid <= 0) continue;
+      if (readers_[i].pid() <= 0) continue;
       int status = 0;
-      if (::waitpid(readers_[i].pid, &status, WNOHANG) == readers_[i].pid) {
-        const pid_t pid = readers_[i].pid;
-        readers_[i].pid = 0;
+      if (const pid_t pid = readers_[i].pid(); readers_[i].try_wait(&status)) {
         FAIL(ctx(), "reader ", i, " (pid ", pid, ") ended early: ", describe_status(status), ": ",
              std::string(sh_->readers[i].msg));
       }
@@ -952,36 +884,22 @@ class harness {
              sh_->readers[i].busy.load(), ")");
       }
     }
-    if (writer_.pid > 0) {
+    if (writer_.pid() > 0) {
       int status = 0;
-      if (::waitpid(writer_.pid, &status, WNOHANG) == writer_.pid) {
-        writer_.pid = 0;
+      if (writer_.try_wait(&status))
         FAIL(ctx(), "writer gen ", gen_, " ended early: ", describe_status(status), ": ", std::string(sh_->writer_msg));
-      }
     }
   }
 
   void watch_for(clk::duration d) {
-    const auto end = clk::now() + d;
-    for (;;) {
-      check_children();
-      const auto now = clk::now();
-      if (now >= end) break;
-      const auto step = std::min<clk::duration>(end - now, 10ms);
-      ::usleep(static_cast<useconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(step).count()));
-    }
+    keel_test::watch_for(d, [&] { check_children(); });
   }
 
   void stop_all() {
     sh_->stop.store(1);
     int status = 0;
     const auto deadline = clk::now() + 20s;
-    for (;;) {
-      if (::waitpid(writer_.pid, &status, WNOHANG) == writer_.pid) break;
-      if (clk::now() > deadline) FAIL(ctx(), "writer did not stop within 20 s");
-      ::usleep(2000);
-    }
-    writer_.pid = 0;
+    if (!keel_test::wait_until(writer_, &status, deadline)) FAIL(ctx(), "writer did not stop within 20 s");
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
       FAIL(ctx(), "writer failed at stop: ", describe_status(status), ": ", std::string(sh_->writer_msg));
     account_writer();
@@ -989,12 +907,9 @@ class harness {
       CHECK_MESSAGE(sh_->readers[i].gets.load() + sh_->readers[i].walks.load() > 0, ctx(), "reader ", i,
                     " made no successful read (busy ", sh_->readers[i].busy.load(), ")");
       const auto dl = clk::now() + 10s;
-      for (;;) {
-        if (::waitpid(readers_[i].pid, &status, WNOHANG) == readers_[i].pid) break;
-        if (clk::now() > dl) FAIL(ctx(), "reader ", i, " did not stop within 10 s");
-        ::usleep(2000);
-      }
-      finish_reader(i, status, false);
+      const pid_t pid = readers_[i].pid();
+      if (!keel_test::wait_until(readers_[i], &status, dl)) FAIL(ctx(), "reader ", i, " did not stop within 10 s");
+      finish_reader(i, pid, status, false);
     }
   }
 
@@ -1053,8 +968,9 @@ class harness {
   u64 seed_;
   int kills_;
   std::mt19937_64 rng_;
+  keel_test::shared_block<shared> shm_;
   shared* sh_ = nullptr;
-  child writer_, readers_[2];
+  keel_test::child_proc writer_, readers_[2];
   u64 last_hb_[2] = {};
   clk::time_point last_hb_change_[2];
   clk::duration max_gap_{};

@@ -35,12 +35,14 @@
 #include <vector>
 
 #include "support/inspect.h"
+#include "support/proc.h"
 #include "support/temp_dir.h"
 
 namespace {
 
 using namespace std::chrono_literals;
 using clk = std::chrono::steady_clock;
+using keel_test::env_u64;
 
 constexpr int kCounters = 100;
 constexpr std::int64_t kInitial = 1000;
@@ -117,12 +119,6 @@ keel::options base_opts() {
   o.initial_size = keel::operator""_MiB(1);
   o.max_size = keel::operator""_MiB(256);
   return o;
-}
-
-std::uint64_t env_u64(const char* name, std::uint64_t dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return std::strtoull(v, nullptr, 0);
 }
 
 // Empty when the block is a consistent state of the counters.
@@ -312,26 +308,17 @@ read_result read_block(const keel::store& db) {
 
 // ------------------------------------------------------------ the parent
 
-struct child {
-  pid_t pid = 0;
-  clk::time_point started;
-};
-
 class harness {
  public:
   harness(std::uint64_t seed, int kills) : seed_(seed), kills_(kills), rng_(seed) {
-    void* p = ::mmap(nullptr, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(p != MAP_FAILED);
-    sh_ = new (p) shared();
+    sh_ = shm_.get();
+    REQUIRE(sh_ != nullptr);
     path_ = dir_.path("store");
   }
   ~harness() {
-    for (child* c : {&writer_, &readers_[0], &readers_[1]})
-      if (c->pid > 0) {
-        ::kill(c->pid, SIGKILL);
-        ::waitpid(c->pid, nullptr, 0);
-      }
-    ::munmap(sh_, sizeof(shared));
+    writer_ = {};
+    readers_[0] = {};
+    readers_[1] = {};
   }
 
   void go() {
@@ -398,11 +385,8 @@ class harness {
     ++gen_;
     const auto modes = {keel::durability::sync, keel::durability::batch, keel::durability::checkpoint};
     const keel::durability mode = *(modes.begin() + rng_() % 3);
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) writer_main(path_, sh_, gen_, mode, seed_);
-    writer_ = {pid, clk::now()};
+    writer_ = keel_test::child_proc::spawn([&](int) { writer_main(path_, sh_, gen_, mode, seed_); });
+    REQUIRE(writer_.pid() > 0);
   }
 
   void start_reader(int i) {
@@ -412,11 +396,8 @@ class harness {
     s.busy.store(0);
     s.last_txns.store(0);
     s.msg[0] = 0;
-    std::fflush(nullptr);
-    const pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) reader_main(path_, sh_, i);
-    readers_[i] = {pid, clk::now()};
+    readers_[i] = keel_test::child_proc::spawn([&](int) { reader_main(path_, sh_, i); });
+    REQUIRE(readers_[i].pid() > 0);
     last_hb_[i] = 0;
     last_hb_change_[i] = clk::now();
   }
@@ -439,12 +420,10 @@ class harness {
 
   // Returns whether the writer left the seqlock odd (died inside an apply or a recovery).
   bool kill_writer() {
-    ::kill(writer_.pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(writer_.pid, &status, 0) == writer_.pid);
-    writer_.pid = 0;
+    const int status = writer_.kill_and_wait();
+    REQUIRE(status != -1);
     ++kills_done_;
-    if (!(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL))
+    if (!keel_test::killed_by_sigkill(status))
       FAIL(ctx(), "writer ended on its own before the kill: ", keel_test::describe_status(status), ": ", std::string(sh_->writer_msg));
     const bool odd = (read_seqlock() & 1) != 0;
     if (odd) ++mid_apply_;
@@ -452,34 +431,33 @@ class harness {
     return odd;
   }
 
-  void finish_reader(int i, int status, bool killed) {
+  // pid: the reaped reader's.
+  void finish_reader(int i, pid_t pid, int status, bool killed) {
     reader_slot& s = sh_->readers[i];
     // Killed by us, or (at the end) exited 0: anything else is a reader failure.
-    const bool ok =
-        killed ? WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL : WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    const bool ok = killed ? keel_test::killed_by_sigkill(status) : WIFEXITED(status) && WEXITSTATUS(status) == 0;
     if (!ok)
-      FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") failed: ", keel_test::describe_status(status), ": ", std::string(s.msg));
+      FAIL(ctx(), "reader ", i, " (pid ", pid, ") failed: ", keel_test::describe_status(status), ": ", std::string(s.msg));
     reads_total_ += s.reads_ok.load();
     busy_total_ += s.busy.load();
-    readers_[i].pid = 0;
   }
 
   void kill_reader(int i) {
-    ::kill(readers_[i].pid, SIGKILL);
-    int status = 0;
-    REQUIRE(::waitpid(readers_[i].pid, &status, 0) == readers_[i].pid);
+    const pid_t pid = readers_[i].pid();
+    const int status = readers_[i].kill_and_wait();
+    REQUIRE(status != -1);
     ++reader_kills_;
-    finish_reader(i, status, true);
+    finish_reader(i, pid, status, true);
   }
 
   // Children must not end by themselves, and readers must heartbeat.
   void check_children() {
     const auto now = clk::now();
     for (int i = 0; i < 2; ++i) {
-      if (readers_[i].pid <= 0) continue;
+      if (readers_[i].pid() <= 0) continue;
       int status = 0;
-      if (::waitpid(readers_[i].pid, &status, WNOHANG) == readers_[i].pid) {
-        FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") ended early: ", keel_test::describe_status(status), ": ",
+      if (const pid_t pid = readers_[i].pid(); readers_[i].try_wait(&status)) {
+        FAIL(ctx(), "reader ", i, " (pid ", pid, ") ended early: ", keel_test::describe_status(status), ": ",
              std::string(sh_->readers[i].msg));
       }
       const std::uint64_t hb = sh_->readers[i].heartbeat.load();
@@ -488,29 +466,20 @@ class harness {
         last_hb_[i] = hb;
         last_hb_change_[i] = now;
       } else if (now - last_hb_change_[i] > kHeartbeatLimit) {
-        FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid, ") hung: no heartbeat for ",
+        FAIL(ctx(), "reader ", i, " (pid ", readers_[i].pid(), ") hung: no heartbeat for ",
              std::chrono::duration_cast<std::chrono::milliseconds>(now - last_hb_change_[i]).count(), " ms (heartbeat ",
              hb, ", reads ", sh_->readers[i].reads_ok.load(), ", busy ", sh_->readers[i].busy.load(), ")");
       }
     }
-    if (writer_.pid > 0) {
+    if (writer_.pid() > 0) {
       int status = 0;
-      if (::waitpid(writer_.pid, &status, WNOHANG) == writer_.pid) {
-        writer_.pid = 0;
+      if (writer_.try_wait(&status))
         FAIL(ctx(), "writer gen ", gen_, " ended early: ", keel_test::describe_status(status), ": ", std::string(sh_->writer_msg));
-      }
     }
   }
 
   void watch_for(clk::duration d) {
-    const auto end = clk::now() + d;
-    for (;;) {
-      check_children();
-      const auto now = clk::now();
-      if (now >= end) break;
-      const auto step = std::min<clk::duration>(end - now, 10ms);
-      ::usleep(static_cast<useconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(step).count()));
-    }
+    keel_test::watch_for(d, [&] { check_children(); });
   }
 
   void stop_all() {
@@ -518,13 +487,7 @@ class harness {
     // The writer finishes its transaction and closes cleanly.
     const auto deadline = clk::now() + 10s;
     int status = 0;
-    for (;;) {
-      const pid_t r = ::waitpid(writer_.pid, &status, WNOHANG);
-      if (r == writer_.pid) break;
-      if (clk::now() > deadline) FAIL(ctx(), "writer did not stop within 10 s");
-      ::usleep(2000);
-    }
-    writer_.pid = 0;
+    if (!keel_test::wait_until(writer_, &status, deadline)) FAIL(ctx(), "writer did not stop within 10 s");
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
       FAIL(ctx(), "writer failed at stop: ", keel_test::describe_status(status), ": ", std::string(sh_->writer_msg));
     account_writer();
@@ -533,13 +496,9 @@ class harness {
       CHECK_MESSAGE(progress > 0, ctx(), "reader ", i, " made no successful read (busy ", sh_->readers[i].busy.load(),
                     ")");
       const auto dl = clk::now() + 5s;
-      for (;;) {
-        const pid_t r = ::waitpid(readers_[i].pid, &status, WNOHANG);
-        if (r == readers_[i].pid) break;
-        if (clk::now() > dl) FAIL(ctx(), "reader ", i, " did not stop within 5 s");
-        ::usleep(2000);
-      }
-      finish_reader(i, status, false);
+      const pid_t pid = readers_[i].pid();
+      if (!keel_test::wait_until(readers_[i], &status, dl)) FAIL(ctx(), "reader ", i, " did not stop within 5 s");
+      finish_reader(i, pid, status, false);
     }
   }
 
@@ -578,8 +537,9 @@ class harness {
   std::uint64_t seed_;
   int kills_;
   std::mt19937_64 rng_;
+  keel_test::shared_block<shared> shm_;
   shared* sh_ = nullptr;
-  child writer_, readers_[2];
+  keel_test::child_proc writer_, readers_[2];
   std::uint64_t last_hb_[2] = {};
   clk::time_point last_hb_change_[2];
   clk::duration max_gap_{};

@@ -570,18 +570,8 @@ class run {
     else
       delay_us = 120000 + rng_() % 280000;
     stream s;
-    bool eof = false;
     const auto deadline = clk::now() + std::chrono::microseconds(delay_us);
-    while (!eof) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - clk::now()).count();
-      if (left < 0) break;
-      if (left == 0) {
-        while (clk::now() < deadline) ::usleep(50);
-        break;
-      }
-      eof = !c.pump(s.buf, static_cast<int>(std::min<std::int64_t>(left, 5)));
-      parse(s, false);
-    }
+    keel_test::pump_until(c, s.buf, 5, [&] { return deadline; }, [&] { parse(s, false); });
     const pid_t pid = c.pid();
     const int status = c.kill_and_wait();
     ++st_.kills;

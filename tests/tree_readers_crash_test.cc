@@ -316,16 +316,14 @@ keel::options base_opts() {
 class harness {
  public:
   harness(u64 seed, int kills) : seed_(seed), kills_(kills), rng_(seed) {
-    void* p = ::mmap(nullptr, sizeof(shared), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    REQUIRE(p != MAP_FAILED);
-    sh_ = new (p) shared();
+    sh_ = shm_.get();
+    REQUIRE(sh_ != nullptr);
     path_ = dir_.path("store");
   }
   ~harness() {
     writer_ = {};
     readers_[0] = {};
     readers_[1] = {};
-    ::munmap(sh_, sizeof(shared));
   }
 
   void go() {
@@ -458,33 +456,20 @@ class harness {
   }
 
   void watch_for(clk::duration d) {
-    const auto end = clk::now() + d;
-    for (;;) {
-      check_children();
-      const auto now = clk::now();
-      if (now >= end) break;
-      const auto step = std::min<clk::duration>(end - now, 10ms);
-      ::usleep(static_cast<useconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(step).count()));
-    }
+    keel_test::watch_for(d, [&] { check_children(); });
   }
 
   void stop_all() {
     sh_->stop.store(1);
     int status = 0;
     const auto deadline = clk::now() + 20s;
-    while (!writer_.try_wait(&status)) {
-      if (clk::now() > deadline) FAIL(ctx(), "writer did not stop within 20 s");
-      ::usleep(2000);
-    }
+    if (!keel_test::wait_until(writer_, &status, deadline)) FAIL(ctx(), "writer did not stop within 20 s");
     if (!(WIFEXITED(status) && WEXITSTATUS(status) == 0))
       FAIL(ctx(), "writer failed at stop: ", describe_status(status), ": ", std::string(sh_->writer_msg));
     account_writer();
     for (int i = 0; i < 2; ++i) {
       const auto dl = clk::now() + 10s;
-      while (!readers_[i].try_wait(&status)) {
-        if (clk::now() > dl) FAIL(ctx(), "reader ", i, " did not stop within 10 s");
-        ::usleep(2000);
-      }
+      if (!keel_test::wait_until(readers_[i], &status, dl)) FAIL(ctx(), "reader ", i, " did not stop within 10 s");
       finish_reader(i, status, false);
     }
   }
@@ -544,6 +529,7 @@ class harness {
   u64 seed_;
   int kills_;
   std::mt19937_64 rng_;
+  keel_test::shared_block<shared> shm_;
   shared* sh_ = nullptr;
   keel_test::child_proc writer_, readers_[2];
   u64 last_hb_[2] = {};

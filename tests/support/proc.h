@@ -8,14 +8,19 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
+#include <new>
 #include <utility>
 #include <vector>
 
@@ -139,6 +144,72 @@ class child_proc {
  private:
   pid_t pid_ = 0;
   int fd_ = -1;
+};
+
+// Reads what the child writes into buf until deadline() (asked before every
+// wait, so it may move) has passed or the pipe is at EOF; on_data() after
+// every read that brought bytes. Waits at most cap_ms at a time; a
+// sub-millisecond remainder is slept out.
+template <class Deadline, class OnData>
+void pump_until(child_proc& c, std::vector<char>& buf, std::int64_t cap_ms, Deadline&& deadline, OnData&& on_data) {
+  using clk = std::chrono::steady_clock;
+  for (;;) {
+    const clk::time_point end = deadline();
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - clk::now()).count();
+    if (left < 0) return;
+    if (left == 0) {
+      while (clk::now() < end) ::usleep(50);
+      return;
+    }
+    const std::size_t had = buf.size();
+    const bool open = c.pump(buf, static_cast<int>(std::min<std::int64_t>(left, cap_ms)));
+    if (buf.size() != had) on_data();
+    if (!open) return;
+  }
+}
+
+// Polls (every 2 ms) until the child ends: true and *status then; false
+// when deadline passes first.
+inline bool wait_until(child_proc& c, int* status, std::chrono::steady_clock::time_point deadline) {
+  while (!c.try_wait(status)) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    ::usleep(2000);
+  }
+  return true;
+}
+
+// Calls check() now, every 10 ms, and once more when d has passed.
+template <class Check>
+void watch_for(std::chrono::steady_clock::duration d, Check&& check) {
+  using clk = std::chrono::steady_clock;
+  const auto end = clk::now() + d;
+  for (;;) {
+    check();
+    const auto now = clk::now();
+    if (now >= end) break;
+    const auto step = std::min<clk::duration>(end - now, std::chrono::milliseconds(10));
+    ::usleep(static_cast<useconds_t>(std::chrono::duration_cast<std::chrono::microseconds>(step).count()));
+  }
+}
+
+// A T in an anonymous shared mapping: the parent and the children it forks
+// afterwards see the same object. get() is null when mmap failed.
+template <class T>
+class shared_block {
+ public:
+  shared_block() {
+    void* p = ::mmap(nullptr, sizeof(T), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) p_ = new (p) T();
+  }
+  shared_block(const shared_block&) = delete;
+  shared_block& operator=(const shared_block&) = delete;
+  ~shared_block() {
+    if (p_) ::munmap(p_, sizeof(T));
+  }
+  T* get() const noexcept { return p_; }
+
+ private:
+  T* p_ = nullptr;
 };
 
 inline bool killed_by_sigkill(int status) { return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL; }
