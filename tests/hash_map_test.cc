@@ -51,6 +51,7 @@
 
 #include "file/format.h"
 #include "support/inspect.h"
+#include "support/seeds.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
 
@@ -68,25 +69,14 @@ using u8 = std::uint8_t;
 using keel::operator""_MiB;
 using keel::operator""_GiB;
 
+using keel_test::env_u64;
+using keel_test::mix;
+
 constexpr const char* kName = "map";
 
-u64 env_u64(const char* name, u64 dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return std::strtoull(v, nullptr, 0);
-}
-
 u64 base_seed() {
-  static const u64 s =
-      env_u64("KEEL_HASH_SEED", static_cast<u64>(clk::now().time_since_epoch().count()) & 0xFFFFFFFFull);
+  static const u64 s = keel_test::env_seed("KEEL_HASH_SEED");
   return s;
-}
-
-u64 mix(u64 x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
 }
 
 double secs_since(clk::time_point t0) { return std::chrono::duration<double>(clk::now() - t0).count(); }

@@ -49,8 +49,10 @@
 #include <utility>
 #include <vector>
 
+#include "support/seeds.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
+#include "support/trees.h"
 
 namespace {
 
@@ -60,15 +62,14 @@ using u32 = std::uint32_t;
 using clk = std::chrono::steady_clock;
 using keel::operator""_MiB;
 using keel::operator""_GiB;
+using keel_test::describe;
+using keel_test::env_u64;
+using keel_test::mix;
+using keel_test::tstat;
 
-u64 env_u64(const char* name, u64 dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return std::strtoull(v, nullptr, 0);
-}
 u64 base_seed() {
   static const u64 s = [] {
-    const u64 v = env_u64("KEEL_TREE_SEED", static_cast<u64>(clk::now().time_since_epoch().count()) & 0xFFFFFFFFull);
+    const u64 v = keel_test::env_seed("KEEL_TREE_SEED");
     std::printf("tree_diff_test: seed %llu (set KEEL_TREE_SEED to repeat)\n", static_cast<unsigned long long>(v));
     return v;
   }();
@@ -78,16 +79,10 @@ u64 total_ops() { return env_u64("KEEL_TREE_OPS", 1'200'000); }
 // Transactions between tree checks (KEEL_TREE_CHECK_EVERY=1 finds the first bad one).
 u64 check_every(u64 dflt) { return std::max<u64>(1, env_u64("KEEL_TREE_CHECK_EVERY", dflt)); }
 
-u64 mix(u64 x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
 std::string opt(const std::optional<u64>& o) { return o ? std::to_string(*o) : std::string("none"); }
 double secs_since(clk::time_point t0) { return std::chrono::duration<double>(clk::now() - t0).count(); }
 
-using problems_t = std::vector<std::pair<u64, std::string>>;
+using problems_t = keel_test::tree_problems_t;
 // KEEL_TREE_IGNORE_FILL=1 drops "under the minimum fill" reports of the
 // differential runs (to look past that one problem while it is open).
 void filter(problems_t& p) {
@@ -96,19 +91,9 @@ void filter(problems_t& p) {
     std::erase_if(p, [](const auto& x) { return x.second.find("minimum fill") != std::string::npos; });
 }
 problems_t check_tree(const keel::store& db, u64 root) {
-  problems_t p = db.read([&](const keel::read_view& v) {
-    problems_t q;
-    keel::detail::tree_check(v, root, q);
-    return q;
-  });
+  problems_t p = keel_test::tree_problems(db, root);
   filter(p);
   return p;
-}
-std::string describe(const problems_t& p) {
-  std::ostringstream o;
-  for (std::size_t i = 0; i < p.size() && i < 8; ++i) o << "[node " << p[i].first << "] " << p[i].second << "; ";
-  if (p.size() > 8) o << "... " << p.size() << " problems";
-  return o.str();
 }
 // KEEL_TREE_CHECK_OPS=1: tree_check inside the transaction after every operation (slow; to find the bad one).
 bool check_ops() {
@@ -121,9 +106,6 @@ void check_in_tx(keel::write_txn& tx, u64 root, const std::string& where) {
   keel::detail::tree_check(tx, root, p);
   filter(p);
   if (!p.empty()) FAIL(where, "tree_check inside the transaction after ", last_op, ": ", describe(p));
-}
-keel::detail::tree_stats tstat(const keel::store& db, u64 root) {
-  return db.read([&](const keel::read_view& v) { return keel::detail::tree_stat(v, root); });
 }
 
 struct mode_cfg {
@@ -196,6 +178,37 @@ ending pick_ending(std::mt19937_64& rng) {
   return r < 92 ? ending::commit : r < 95 ? ending::abort_call : r < 98 ? ending::throw_out : ending::drop;
 }
 struct abort_tx {};
+
+// One transaction of n operations (op(tx) each), ended as e says (commit,
+// abort(), an exception out of write(), or a dropped write_txn); then the
+// model md commits or rolls back with it, and st counts it.
+template <class Model, class Stats, class Op>
+void run_txn(keel::store& db, u64 n, ending e, Model& md, Stats& st, Op&& op) {
+  try {
+    if (e == ending::throw_out) {
+      db.write([&](keel::write_txn& tx) {
+        for (u64 i = 0; i < n; ++i) op(tx);
+        throw abort_tx{};
+      });
+    } else {
+      auto tx = db.begin_write();
+      for (u64 i = 0; i < n; ++i) op(tx);
+      if (e == ending::commit)
+        tx.commit();
+      else if (e == ending::abort_call)
+        tx.abort();
+      // ending::drop: the destructor aborts
+    }
+  } catch (const abort_tx&) {
+  }
+  if (e == ending::commit) {
+    md.commit();
+  } else {
+    md.rollback();
+    ++st.aborted;
+  }
+  st.max_entries = std::max<u64>(st.max_entries, md.m.size());
+}
 
 // Log-uniform 1..max.
 u64 txn_size(std::mt19937_64& rng, u64 max) {
@@ -584,30 +597,7 @@ class typed_run {
     ++st_.txns;
     const u64 n = txn_size(rng_, regime_ == dense_fill || regime_ == append_run ? 4 * Tr::max_txn : Tr::max_txn);
     const ending e = pick_ending(rng_);
-    try {
-      if (e == ending::throw_out) {
-        db_->write([&](keel::write_txn& tx) {
-          for (u64 i = 0; i < n; ++i) op_checked(tx);
-          throw abort_tx{};
-        });
-      } else {
-        auto tx = db_->begin_write();
-        for (u64 i = 0; i < n; ++i) op_checked(tx);
-        if (e == ending::commit)
-          tx.commit();
-        else if (e == ending::abort_call)
-          tx.abort();
-        // ending::drop: the destructor aborts
-      }
-    } catch (const abort_tx&) {
-    }
-    if (e == ending::commit) {
-      md_.commit();
-    } else {
-      md_.rollback();
-      ++st_.aborted;
-    }
-    st_.max_entries = std::max<u64>(st_.max_entries, md_.m.size());
+    run_txn(*db_, n, e, md_, st_, [&](keel::write_txn& tx) { op_checked(tx); });
   }
 
   // Lock-free reads of committed data against the model.
@@ -1001,29 +991,7 @@ class bytes_run {
     ++st_.txns;
     const u64 n = txn_size(rng_, 300);
     const ending e = pick_ending(rng_);
-    try {
-      if (e == ending::throw_out) {
-        db_->write([&](keel::write_txn& tx) {
-          for (u64 i = 0; i < n; ++i) op_checked(tx);
-          throw abort_tx{};
-        });
-      } else {
-        auto tx = db_->begin_write();
-        for (u64 i = 0; i < n; ++i) op_checked(tx);
-        if (e == ending::commit)
-          tx.commit();
-        else if (e == ending::abort_call)
-          tx.abort();
-      }
-    } catch (const abort_tx&) {
-    }
-    if (e == ending::commit) {
-      md_.commit();
-    } else {
-      md_.rollback();
-      ++st_.aborted;
-    }
-    st_.max_entries = std::max<u64>(st_.max_entries, md_.m.size());
+    run_txn(*db_, n, e, md_, st_, [&](keel::write_txn& tx) { op_checked(tx); });
   }
 
   static bool starts_with(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }

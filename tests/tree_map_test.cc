@@ -36,8 +36,10 @@
 #include <utility>
 #include <vector>
 
+#include "support/seeds.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
+#include "support/trees.h"
 
 namespace {
 
@@ -48,15 +50,13 @@ using i32 = std::int32_t;
 using clk = std::chrono::steady_clock;
 using keel::operator""_MiB;
 using keel::operator""_GiB;
+using keel_test::describe;
+using keel_test::env_u64;
+using keel_test::tstat;
 
-u64 env_u64(const char* name, u64 dflt) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return dflt;
-  return std::strtoull(v, nullptr, 0);
-}
 u64 base_seed() {
   static const u64 s = [] {
-    const u64 v = env_u64("KEEL_TREE_SEED", static_cast<u64>(clk::now().time_since_epoch().count()) & 0xFFFFFFFFull);
+    const u64 v = keel_test::env_seed("KEEL_TREE_SEED");
     std::printf("tree_map_test: seed %llu (set KEEL_TREE_SEED to repeat)\n", static_cast<unsigned long long>(v));
     return v;
   }();
@@ -65,30 +65,15 @@ u64 base_seed() {
 
 // ------------------------------------------------------------ helpers
 
-using problems_t = std::vector<std::pair<u64, std::string>>;
+using problems_t = keel_test::tree_problems_t;
 
-problems_t check_tree(const keel::store& db, u64 root) {
-  return db.read([&](const keel::read_view& v) {
-    problems_t p;
-    keel::detail::tree_check(v, root, p);
-    return p;
-  });
-}
-std::string describe(const problems_t& p) {
-  std::ostringstream o;
-  for (std::size_t i = 0; i < p.size() && i < 8; ++i) o << "[node " << p[i].first << "] " << p[i].second << "; ";
-  if (p.size() > 8) o << "... " << p.size() << " problems";
-  return o.str();
-}
+problems_t check_tree(const keel::store& db, u64 root) { return keel_test::tree_problems(db, root); }
 #define REQUIRE_TREE_OK(db, root, phase)                                                            \
   do {                                                                                              \
     const problems_t probs_ = check_tree((db), (root));                                             \
     REQUIRE_MESSAGE(probs_.empty(), "tree_check after ", (phase), ": ", describe(probs_));          \
   } while (0)
 
-keel::detail::tree_stats tstat(const keel::store& db, u64 root) {
-  return db.read([&](const keel::read_view& v) { return keel::detail::tree_stat(v, root); });
-}
 
 template <class K>
 std::array<unsigned char, keel::key_codec<K>::size> enc(const K& k) {
