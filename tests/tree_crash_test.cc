@@ -37,6 +37,7 @@
 
 #include "support/inspect.h"
 #include "support/proc.h"
+#include "support/trees.h"
 #include "support/temp_dir.h"
 
 namespace {
@@ -259,28 +260,18 @@ u64 run_op(keel::write_txn& tx, keel::tree_map<u64, u64>& tm, keel::bytes_tree& 
   }
 }
 
-using problems_t = std::vector<std::pair<u64, std::string>>;
-std::string describe(const problems_t& p) {
-  std::ostringstream o;
-  for (std::size_t i = 0; i < p.size() && i < 6; ++i) o << "[node " << p[i].first << "] " << p[i].second << "; ";
-  if (p.size() > 6) o << "... " << p.size() << " problems";
-  return o.str();
-}
+using problems_t = keel_test::tree_problems_t;
 
 // Empty when the store holds exactly md's trees (md.count transactions).
 std::string verify_trees(keel::store& db, const keel::tree_map<u64, u64>& tm, const keel::bytes_tree& bt,
                          const model& md) {
   std::ostringstream o;
   for (const auto& [name, root] : {std::pair<const char*, u64>{"tree_map", tm.root()}, {"bytes_tree", bt.root()}}) {
-    problems_t p = db.read([&, r = root](const keel::read_view& v) {
-      problems_t q;
-      keel::detail::tree_check(v, r, q);
-      return q;
-    });
+    problems_t p = keel_test::tree_problems(db, root);
     // KEEL_TREE_IGNORE_FILL=1: look past "under the minimum fill" (see tree_diff_test.cc) while it is open.
     if (env_u64("KEEL_TREE_IGNORE_FILL", 0))
       std::erase_if(p, [](const auto& x) { return x.second.find("minimum fill") != std::string::npos; });
-    if (!p.empty()) o << name << " tree_check: " << describe(p) << "; ";
+    if (!p.empty()) o << name << " tree_check: " << keel_test::describe(p, 6) << "; ";
   }
   if (tm.size() != md.tm.size()) o << "tree_map size " << tm.size() << ", model " << md.tm.size() << "; ";
   if (bt.size() != md.bt.size()) o << "bytes_tree size " << bt.size() << ", model " << md.bt.size() << "; ";

@@ -25,11 +25,11 @@ inline tree_problems_t tree_problems(const keel::store& db, std::uint64_t root) 
   });
 }
 
-// The first 8 problems, one "[node N] what; " each.
-inline std::string describe(const tree_problems_t& p) {
+// The first `most` problems, one "[node N] what; " each.
+inline std::string describe(const tree_problems_t& p, std::size_t most = 8) {
   std::ostringstream o;
-  for (std::size_t i = 0; i < p.size() && i < 8; ++i) o << "[node " << p[i].first << "] " << p[i].second << "; ";
-  if (p.size() > 8) o << "... " << p.size() << " problems";
+  for (std::size_t i = 0; i < p.size() && i < most; ++i) o << "[node " << p[i].first << "] " << p[i].second << "; ";
+  if (p.size() > most) o << "... " << p.size() << " problems";
   return o.str();
 }
 
