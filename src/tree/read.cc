@@ -37,12 +37,22 @@ bool get_impl(R& r, std::uint64_t root, std::string_view key, detail::tree_out o
   if (!g.var() && key.size() != g.ks)
     throw error(errc::invalid_argument, path_of(r), "key of " + std::to_string(key.size()) + " bytes for a tree of " +
                                                         std::to_string(g.ks) + "-byte keys");
+  // A node deep in the tree is rarely in cache, and a binary search through
+  // its slots makes about a dozen dependent misses: ask for every line of
+  // it at once, before the header is read.
+  auto fetch = [&](std::uint64_t at, std::uint32_t level) {
+    if (at % kPage == 0 && at >= 4 * kPage && r.limit() >= kPage && at <= r.limit() - kPage) {
+      const std::byte* p = page_of(r, at);
+      for (std::uint32_t l = 0; l < kPage; l += 64) __builtin_prefetch(p + l);
+    }
+    return load(r, at, level, g);
+  };
   std::uint64_t off = b.node;
   for (std::uint32_t level = b.height - 1; level > 0; --level) {
-    const node n = load(r, off, level, g);
+    const node n = load(r, off, level, g);  // branches mostly stay in cache
     off = n.child(n.route(key));
   }
-  const node leaf = load(r, off, 0, g);
+  const node leaf = fetch(off, 0);
   const std::uint32_t i = leaf.search(key, false);
   if (i == leaf.count) return false;
   const cell c = leaf.at(i);
@@ -198,7 +208,9 @@ void tree_scan(write_txn& tx, std::uint64_t root, const tree_range& r, tree_visi
 }
 
 // Chunks of at most this many entries or bytes, each one consistent read.
-static constexpr std::size_t kChunkEntries = 1024, kChunkBytes = 1 << 20;
+// The first chunk is small and each next one twice as large, so a scan
+// that stops early (first, lower_bound, the last N) copies little.
+static constexpr std::size_t kFirstChunk = 32, kChunkEntries = 1024, kChunkBytes = 1 << 20;
 
 void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_visit f, void* ctx) {
   struct item {
@@ -208,7 +220,7 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
   std::string buf, resume;
   tree_range cur = r;
   std::uint32_t ks = 0, vs = 0;  // fixed shape: records of ks + vs bytes, no items
-  std::size_t n = 0;
+  std::size_t n = 0, limit = kFirstChunk;
   for (;;) {
     const bool done = db.read([&](const read_view& v) {
       items.clear();
@@ -220,9 +232,9 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
           ks = g.ks;
           vs = g.vs;
           const std::size_t rec = ks + vs;
-          if (buf.size() < kChunkEntries * rec) buf.resize(kChunkEntries * rec);
+          if (buf.size() < limit * rec) buf.resize(limit * rec);
           const std::uint32_t m = cur.reverse ? from - to : to - from;
-          const std::uint32_t take = static_cast<std::uint32_t>(std::min<std::size_t>(m, kChunkEntries - n));
+          const std::uint32_t take = static_cast<std::uint32_t>(std::min<std::size_t>(m, limit - n));
           char* out = buf.data() + n * rec;
           for (std::uint32_t j = 0; j < take; ++j, out += rec)
             std::memcpy(out, leaf.fixed_leaf_cell(cur.reverse ? from - 1 - j : from + j), rec);
@@ -231,7 +243,7 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
           return take == m;
         }
         return each_in_run(leaf, from, to, cur.reverse, [&](const cell& c) {
-          if (n > 0 && (n >= kChunkEntries || buf.size() >= kChunkBytes)) {
+          if (n > 0 && (n >= limit || buf.size() >= kChunkBytes)) {
             more = true;
             return false;
           }
@@ -267,6 +279,7 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
       last = {buf.data() + items.back().k, items.back().kn};
     }
     if (done) return;
+    limit = std::min(limit * 2, kChunkEntries);
     resume.assign(last);
     if (!cur.reverse) {
       cur.lo = {resume, true};
