@@ -25,6 +25,17 @@ struct power_outcome {
   std::uint64_t min_recovered = UINT64_MAX, max_recovered = 0;
 };
 
+// The five cut policies arm_power_cuts takes in turn: nothing unsynced
+// reaches the disk; everything does; random pages and log/journal prefixes;
+// the same with one page torn; every page, one torn, no log/journal tail.
+inline constexpr cut_policy kPowerCutPolicies[] = {
+    {cut_policy::none, false, cut_policy::no_tail},
+    {cut_policy::all, false, cut_policy::whole_tail},
+    {cut_policy::random, false, cut_policy::random_tail},
+    {cut_policy::random, true, cut_policy::random_tail},
+    {cut_policy::all, true, cut_policy::no_tail},
+};
+
 // The store under test: small, and durable only through sync commits and
 // explicit checkpoints (batch's flusher and the automatic checkpoints wait an hour).
 inline keel::options power_run_options(keel::durability mode, sim_os* os) {
@@ -79,19 +90,12 @@ template <class Recover>
 void arm_power_cuts(sim_os& sys, const std::string& path, const std::string& img, keel::durability mode,
                     std::mt19937_64& rng, const std::uint64_t& acked, const std::uint64_t& checkpointed,
                     const std::string& where_suffix, power_outcome& out, Recover recover) {
-  static const cut_policy policies[] = {
-      {cut_policy::none, false, cut_policy::no_tail},
-      {cut_policy::all, false, cut_policy::whole_tail},
-      {cut_policy::random, false, cut_policy::random_tail},
-      {cut_policy::random, true, cut_policy::random_tail},
-      {cut_policy::all, true, cut_policy::no_tail},
-  };
   sys.on_call = [&sys, &rng, &acked, &checkpointed, &out, path, img, mode, where_suffix, recover,
                  in_hook = false](op which, const std::string& file) mutable {
     if (in_hook || file.rfind(path, 0) != 0) return;
     if (which == op::pread || which == op::open) return;
     in_hook = true;
-    const cut_policy& p = policies[out.cuts % std::size(policies)];
+    const cut_policy& p = kPowerCutPolicies[out.cuts % std::size(kPowerCutPolicies)];
     sys.power_cut(path, img, p, rng);
     const std::uint64_t lower = mode == keel::durability::sync ? acked : checkpointed;
     const std::string where = std::string("crash point: before ") + op_name(which) + " of " + file + ", cut #" +
