@@ -32,21 +32,20 @@ inline keel::durability keel_mode(mode m) {
   }
 }
 
-template <class V>
-class keel_hash {
+// What the Keel adapters share: one store file, Keel's default options
+// except the durability mode (what a user gets), one structure named
+// "bench", one write transaction at a time. M is the structure type.
+template <class V, class M>
+class keel_store {
  public:
   using value_type = V;
-  static constexpr const char* kName = "keel";
-  static constexpr bool kTxn = true, kPersistent = true, kOrdered = false, kMultiProcess = true;
+  static constexpr bool kTxn = true, kPersistent = true, kMultiProcess = true;
   static constexpr mode kDefaultMode = mode::batch;  // keel::options default
 
-  explicit keel_hash(const config&) {}
-  static std::string file(const std::string& dir) { return dir + "/hash.keel"; }
-  static std::string data_file(const std::string& dir) { return file(dir); }
+  explicit keel_store(std::string file_name) : file_name_(std::move(file_name)) {}
 
-  // Keel's default options except the durability mode: what a user gets.
   void create(const std::string& dir, mode m) {
-    drop(dir);
+    drop_files(path(dir));
     std::filesystem::create_directories(dir);
     open(dir, m, false);
   }
@@ -55,17 +54,14 @@ class keel_hash {
     o.mode = keel_mode(m);
     o.read_only = read_only;
     o.create_if_missing = !read_only;
-    db_ = keel::store::open(file(dir), o);
-    map_.emplace(keel::hash_map<std::uint64_t, V>::open(*db_, "bench"));
+    db_ = keel::store::open(path(dir), o);
+    map_.emplace(M::open(*db_, "bench"));
   }
   void close() {
     tx_.reset();
     map_.reset();
     if (db_) db_->close();
     db_.reset();
-  }
-  static void drop(const std::string& dir) {
-    for (const char* s : {"", "-log", "-journal"}) std::filesystem::remove(file(dir) + s);
   }
 
   void begin() { tx_.emplace(db_->begin_write()); }
@@ -92,11 +88,7 @@ class keel_hash {
   std::uint64_t size() { return map_->size(); }
   template <class F>
   void for_each(F&& f) {
-    map_->for_each([&](std::uint64_t k, const V& v) { f(k, v); });
-  }
-  template <class F>
-  std::uint64_t scan(std::uint64_t, std::uint64_t, F&&) {
-    return 0;
+    map_->for_each([&](const std::uint64_t& k, const V& v) { f(k, v); });
   }
   std::string describe() {
     const keel::store_info in = db_->info();
@@ -105,10 +97,33 @@ class keel_hash {
   }
   std::uint64_t recovered() { return db_->info().recovered_records; }
 
- private:
+ protected:
+  static void drop_files(const std::string& file) {
+    for (const char* s : {"", "-log", "-journal"}) std::filesystem::remove(file + s);
+  }
+  std::string path(const std::string& dir) const { return dir + "/" + file_name_; }
+
+  std::string file_name_;
   std::unique_ptr<keel::store> db_;
-  std::optional<keel::hash_map<std::uint64_t, V>> map_;
+  std::optional<M> map_;
   std::optional<keel::write_txn> tx_;
+};
+
+template <class V>
+class keel_hash : public keel_store<V, keel::hash_map<std::uint64_t, V>> {
+ public:
+  static constexpr const char* kName = "keel";
+  static constexpr bool kOrdered = false;
+
+  explicit keel_hash(const config&) : keel_store<V, keel::hash_map<std::uint64_t, V>>("hash.keel") {}
+  static std::string file(const std::string& dir) { return dir + "/hash.keel"; }
+  static std::string data_file(const std::string& dir) { return file(dir); }
+  static void drop(const std::string& dir) { keel_hash::drop_files(file(dir)); }
+
+  template <class F>
+  std::uint64_t scan(std::uint64_t, std::uint64_t, F&&) {
+    return 0;
+  }
 };
 
 }  // namespace kb
