@@ -64,7 +64,7 @@ void commit_model(store& db, u64 t) {
 // base + t + 1.
 u64 setup(const std::string& path, u64 bulk = 20000) {
   auto db = store::open(path, small_opts());
-  auto ctr = hash_map<u64, u64>::open(*db, "ctr");
+  hash_map<u64, u64>::open(*db, "ctr");  // created empty; the writer fills it
   auto bulk_map = hash_map<u64, u64>::open(*db, "bulk");
   bytes_map::open(*db, "b");
   for (u64 i = 0; i < bulk; i += 1000)
