@@ -6,6 +6,7 @@
 // part of the slot array and the new cell, or a whole node when it is
 // rebuilt by a split, merge or compaction.
 #include <array>
+#include <optional>
 #include <vector>
 
 #include "tree/node.h"
@@ -487,13 +488,12 @@ bool tree_put(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
   } else {
     i = leaf.search(key, false);
   }
-  const bool exists = i < leaf.count && compare(key, leaf.at(i).key, leaf.at(i).klen) == 0;
-  const std::uint32_t old_size = exists ? leaf.at(i).size : 0;
+  const std::optional<cell> found = i < leaf.count ? std::optional<cell>(leaf.at(i)) : std::nullopt;  // validated
+  const bool exists = found && compare(key, found->key, found->klen) == 0;
+  const std::uint32_t old_size = exists ? found->size : 0;
   if (exists && mode == put_mode::insert) return false;
   if (exists && !o.g.var()) {  // assign a fixed value in place
-    const cell c = leaf.at(i);
     std::memcpy(tx.mut_bytes(leaf.off + leaf.slot(i) + o.g.ks, o.g.vs), value.data(), o.g.vs);
-    (void)c;
     return false;
   }
   o.path.back().idx = i;
