@@ -222,6 +222,22 @@ int sim_os::sync_dir(const std::string& path) {
   return real_.sync_dir(path);
 }
 
+std::size_t sim_os::dirty_pages(const std::string& path) const {
+  constexpr std::size_t kPage = 4096;
+  const std::string now = live(path);
+  std::string disk;
+  {
+    std::lock_guard g(mu_);
+    auto it = durable_.find(path);
+    disk = it == durable_.end() ? now : it->second;
+  }
+  disk.resize(std::max(disk.size(), now.size()), '\0');
+  std::size_t n = 0;
+  for (std::size_t off = 0; off < now.size(); off += kPage)
+    n += std::memcmp(disk.data() + off, now.data() + off, std::min(kPage, now.size() - off)) != 0;
+  return n;
+}
+
 void sim_os::power_cut(const std::string& path, const std::string& dest, const cut_policy& p, std::mt19937_64& rng) {
   constexpr std::size_t kPage = 4096;
   for (const char* suffix : {"", "-log", "-journal"}) {
@@ -242,9 +258,10 @@ void sim_os::power_cut(const std::string& path, const std::string& dest, const c
         if (std::memcmp(disk.data() + off, now.data() + off, n) != 0) dirty.push_back(off);
       }
       std::vector<std::size_t> written;
-      for (std::size_t off : dirty)
-        if (p.data_pages == cut_policy::all || (p.data_pages == cut_policy::random && rng() % 2 == 0))
-          written.push_back(off);
+      for (std::size_t i = 0; i < dirty.size(); ++i)
+        if (p.data_pages == cut_policy::all || (p.data_pages == cut_policy::random && rng() % 2 == 0) ||
+            (p.data_pages == cut_policy::mask && i < 64 && (p.page_mask >> i & 1) != 0))
+          written.push_back(dirty[i]);
       std::size_t torn = written.empty() || !p.tear_one_page ? SIZE_MAX : written[rng() % written.size()];
       for (std::size_t off : written) {
         const std::size_t n = std::min(kPage, now.size() - off);

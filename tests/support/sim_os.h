@@ -24,9 +24,13 @@ const char* op_name(op o);
 
 // How much of what was not synced reaches the disk at the power cut.
 struct cut_policy {
-  enum pages_t { none, all, random } data_pages = none;  // unsynced pages of the data file
+  // Unsynced pages of the data file that reach the disk: none, all, a random
+  // subset, or (mask) dirty page i (in file order) exactly when bit i of
+  // page_mask is set.
+  enum pages_t { none, all, random, mask } data_pages = none;
   bool tear_one_page = false;  // one written-back page reaches disk in random 512-byte pieces only
   enum tail_t { no_tail, whole_tail, random_tail } side_tail = no_tail;  // unsynced log/journal bytes
+  std::uint64_t page_mask = 0;
 };
 
 class sim_os final : public keel::os {
@@ -45,6 +49,8 @@ class sim_os final : public keel::os {
   // Writes to dest, dest-log, dest-journal the files a power cut now could
   // leave for the store at `path`.
   void power_cut(const std::string& path, const std::string& dest, const cut_policy& p, std::mt19937_64& rng);
+  // Pages of the data file at `path` whose live bytes differ from the durable image.
+  std::size_t dirty_pages(const std::string& path) const;
 
   void new_boot();  // the next boot_id() differs
 
