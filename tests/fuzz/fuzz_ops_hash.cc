@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "fuzz_common.h"
+#include "ops_harness.h"
 
 using namespace keel_fuzz;
 
@@ -55,45 +56,31 @@ std::string bval(reader& r) {
   return s;
 }
 
-struct harness {
-  std::string path;
-  keel::options opts;
-  std::unique_ptr<keel::store> db;
+struct harness : ops_harness<harness> {
   std::optional<keel::hash_map<u64, u64>> h;
   std::optional<keel::bytes_map> b;
-  std::optional<keel::write_txn> tx;
   hmodel H, TH;  // committed, in the transaction
   bmodel B, TB;
-  std::string trace;  // the operations so far, for the failure message
 
-  [[noreturn]] void bad(const std::string& what) { fail(kTarget, what + "\noperations: " + trace); }
-  void note(const std::string& op) {
-    if (trace.size() < 6000) trace += op + "; ";
-  }
-
-  void open() {
-    db = keel::store::open(path, opts);
+  harness() : ops_harness(kTarget) {}
+  void open_structures() {
     h.emplace(keel::hash_map<u64, u64>::open(*db, "h"));
     b.emplace(keel::bytes_map::open(*db, "b"));
   }
-  void begin() {
-    if (tx) return;
-    tx.emplace(db->begin_write());
+  void close_structures() {
+    h.reset();
+    b.reset();
+  }
+  void snapshot_models() {
     TH = H;
     TB = B;
   }
-  void commit() {
-    if (!tx) return;
-    tx->commit();
-    tx.reset();
+  void adopt_models() {
     H = TH;
     B = TB;
   }
-  void abort() {
-    if (!tx) return;
-    tx->abort();
-    tx.reset();
-  }
+  void after_commit() {}
+  std::uint64_t model_entries() const { return H.size() + B.size(); }
 
   void verify_committed(bool full) {
     if (h->size() != H.size()) bad("size " + std::to_string(h->size()) + ", model " + std::to_string(H.size()));
@@ -123,21 +110,6 @@ struct harness {
     for (const auto& [k, v] : B)
       if (b->get(k) != v) bad("bytes get differs for a key of " + std::to_string(k.size()) + " bytes");
     if (b->get("absent") != std::nullopt && !B.count("absent")) bad("bytes get found an absent key");
-  }
-
-  void reopen(reader& r) {
-    const u8 c = r.byte();
-    if (c & 1)
-      commit();
-    else
-      abort();
-    h.reset();
-    b.reset();
-    db->close();
-    db.reset();
-    opts.mode = static_cast<keel::durability>(c % 3);
-    open();
-    verify_committed(true);
   }
 
   void step(reader& r) {
@@ -317,37 +289,5 @@ struct harness {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (size > 4096) return -1;
-  reader r(data, size);
-  const u8 cfg = r.byte();
-  harness hs;
-  hs.path = scratch_dir() + "/h.keel";
-  remove_store(hs.path);
-  hs.opts = fuzz_opts(true, static_cast<keel::durability>(cfg % 3));
-  hs.opts.create_if_missing = true;
-  if (cfg & 4) hs.opts.checkpoint_bytes = 16 * 1024;  // checkpoints inside the run
-  try {
-    hs.open();
-    for (int n = 0; n < kMaxOps && !r.empty(); ++n) hs.step(r);
-    if (cfg & 8)
-      hs.commit();
-    else
-      hs.abort();
-    hs.verify_committed(true);
-    hs.h.reset();
-    hs.b.reset();
-    hs.db->close();
-    hs.db.reset();
-    const keel::check_report rep = check_store(hs.path);
-    if (!rep.clean()) hs.bad("check after the run: " + describe(rep));
-    if (rep.entries != hs.H.size() + hs.B.size())
-      hs.bad("check counted " + std::to_string(rep.entries) + " entries, the models hold " +
-             std::to_string(hs.H.size() + hs.B.size()));
-  } catch (const keel::error& e) {
-    hs.bad(std::string("unexpected error: ") + e.what());
-  }
-  hs.tx.reset();
-  hs.db.reset();
-  remove_store(hs.path);
-  return 0;
+  return run_ops_input<harness>(data, size, "h.keel", kMaxOps);
 }

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fuzz_common.h"
+#include "ops_harness.h"
 
 using namespace keel_fuzz;
 
@@ -91,33 +92,32 @@ std::string bval(reader& r) {
   return s;
 }
 
-struct harness {
-  std::string path;
-  keel::options opts;
-  std::unique_ptr<keel::store> db;
+struct harness : ops_harness<harness> {
   std::optional<tree> t;
   std::optional<keel::bytes_tree> bt;
-  std::optional<keel::write_txn> tx;
-  tmodel T, TT;
+  tmodel T, TT;  // committed, in the transaction
   bmodel B, TB;
-  std::string trace;
 
-  [[noreturn]] void bad(const std::string& what) { fail(kTarget, what + "\noperations: " + trace); }
-  void note(const std::string& op) {
-    if (trace.size() < 6000) trace += op + "; ";
-  }
-
-  void open() {
-    db = keel::store::open(path, opts);
+  harness() : ops_harness(kTarget) {}
+  void open_structures() {
     t.emplace(tree::open(*db, "t"));
     bt.emplace(keel::bytes_tree::open(*db, "bt"));
   }
-  void begin() {
-    if (tx) return;
-    tx.emplace(db->begin_write());
+  void close_structures() {
+    t.reset();
+    bt.reset();
+  }
+  void snapshot_models() {
     TT = T;
     TB = B;
   }
+  void adopt_models() {
+    T = TT;
+    B = TB;
+  }
+  void after_commit() { tree_checks(); }
+  std::uint64_t model_entries() const { return T.size() + B.size(); }
+
   void tree_checks() {
     for (u64 root : {t->root(), bt->root()}) {
       std::vector<std::pair<u64, std::string>> p;
@@ -127,19 +127,6 @@ struct harness {
       });
       if (!p.empty()) bad("tree_check at node " + std::to_string(p[0].first) + ": " + p[0].second);
     }
-  }
-  void commit() {
-    if (!tx) return;
-    tx->commit();
-    tx.reset();
-    T = TT;
-    B = TB;
-    tree_checks();
-  }
-  void abort() {
-    if (!tx) return;
-    tx->abort();
-    tx.reset();
   }
 
   void verify_tree_range(std::uint16_t lo, std::uint16_t hi) {
@@ -204,21 +191,6 @@ struct harness {
     const auto bf = bt->first(), bl = bt->last();
     if (bf.has_value() != !B.empty() || (bf && !eqp(*bf, *B.begin()))) bad("bytes first differs");
     if (bl.has_value() != !B.empty() || (bl && !eqp(*bl, *B.rbegin()))) bad("bytes last differs");
-  }
-
-  void reopen(reader& r) {
-    const u8 c = r.byte();
-    if (c & 1)
-      commit();
-    else
-      abort();
-    t.reset();
-    bt.reset();
-    db->close();
-    db.reset();
-    opts.mode = static_cast<keel::durability>(c % 3);
-    open();
-    verify_committed(true);
   }
 
   void step(reader& r) {
@@ -444,37 +416,5 @@ struct harness {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  if (size > 4096) return -1;
-  reader r(data, size);
-  const u8 cfg = r.byte();
-  harness hs;
-  hs.path = scratch_dir() + "/t.keel";
-  remove_store(hs.path);
-  hs.opts = fuzz_opts(true, static_cast<keel::durability>(cfg % 3));
-  hs.opts.create_if_missing = true;
-  if (cfg & 4) hs.opts.checkpoint_bytes = 16 * 1024;
-  try {
-    hs.open();
-    for (int n = 0; n < kMaxOps && !r.empty(); ++n) hs.step(r);
-    if (cfg & 8)
-      hs.commit();
-    else
-      hs.abort();
-    hs.verify_committed(true);
-    hs.t.reset();
-    hs.bt.reset();
-    hs.db->close();
-    hs.db.reset();
-    const keel::check_report rep = check_store(hs.path);
-    if (!rep.clean()) hs.bad("check after the run: " + describe(rep));
-    if (rep.entries != hs.T.size() + hs.B.size())
-      hs.bad("check counted " + std::to_string(rep.entries) + " entries, the models hold " +
-             std::to_string(hs.T.size() + hs.B.size()));
-  } catch (const keel::error& e) {
-    hs.bad(std::string("unexpected error: ") + e.what());
-  }
-  hs.tx.reset();
-  hs.db.reset();
-  remove_store(hs.path);
-  return 0;
+  return run_ops_input<harness>(data, size, "t.keel", kMaxOps);
 }
