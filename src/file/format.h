@@ -202,7 +202,7 @@ struct map_root {
   map_table cur;        // where inserts go
   map_table old;        // being moved into cur; groups = 0 when no resize runs
   std::uint64_t migrate;  // old groups below this one have been moved
-  std::uint64_t reserved;
+  std::uint64_t layout_gen;  // changes whenever seed or a table's blocks or groups change
 };
 static_assert(sizeof(map_root) == 128);
 

@@ -148,8 +148,23 @@ location locate(R& r, const map_root& rt, const P& pol, const typename P::key_ty
 
 // ---- writer side
 
+// The fields a reader may cache between lookups (keel/detail/map_probe.h):
+// the seed and where each table's blocks are and how many groups they have.
+inline bool same_layout(const map_root& a, const map_root& b) {
+  return a.seed == b.seed && a.cur.ctrl == b.cur.ctrl && a.cur.slots == b.cur.slots && a.cur.groups == b.cur.groups &&
+         a.old.ctrl == b.old.ctrl && a.old.slots == b.old.slots && a.old.groups == b.old.groups;
+}
+
+// Every write of a root goes through here: it carries the layout generation
+// over from the bytes it replaces and advances it when the layout changes,
+// so a reader's cached layout is valid exactly while the generation is.
 inline void store_root(write_txn& tx, std::uint64_t root, const map_root& rt) {
-  std::memcpy(tx.mut_bytes(root, sizeof rt), &rt, sizeof rt);
+  std::byte* p = tx.mut_bytes(root, sizeof rt);
+  map_root prev;
+  std::memcpy(&prev, p, sizeof prev);
+  map_root next = rt;
+  next.layout_gen = prev.layout_gen + (same_layout(prev, rt) ? 0 : 1);
+  std::memcpy(p, &next, sizeof next);
 }
 
 // Groups that hold `entries` below the 7/8 load limit.
