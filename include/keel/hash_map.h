@@ -106,7 +106,7 @@ class hash_map {
     for (std::size_t at = 0; at < keys.size(); at += 256) {
       const std::size_t n = std::min<std::size_t>(256, keys.size() - at);
       found += db_->read([&](const read_view& v) {
-        return detail::map_probe_many<K, V>(v, root_, keys.data() + at, out.data() + at, n);
+        return detail::map_probe_many<K, V>(v, root_, cache_, keys.data() + at, out.data() + at, n);
       });
     }
     return found;
@@ -117,7 +117,7 @@ class hash_map {
   // Inside a caller's read section: several lookups from one view.
   std::optional<V> get(const read_view& v, const K& key) const {
     V out;
-    if (!detail::map_probe(v, root_, key, out)) return std::nullopt;
+    if (!detail::map_probe(v, root_, cache_, key, out)) return std::nullopt;
     return out;
   }
   bool contains(const read_view& v, const K& key) const { return get(v, key).has_value(); }
@@ -193,6 +193,7 @@ class hash_map {
 
   store* db_;
   std::uint64_t root_;
+  mutable detail::layout_cache cache_;  // the root's checked layout, shared by this handle's readers
 };
 
 }  // namespace keel

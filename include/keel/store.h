@@ -114,8 +114,7 @@ class store {
 
  private:
   struct read_attempt {
-    read_view view;
-    std::uint64_t version = 0;
+    read_view view;  // also holds the seqlock value it began at
     std::uint64_t deadline_ns = 0;
     unsigned spins = 0;
   };
@@ -134,16 +133,15 @@ class store {
       read_begin_slow(a);
       return;
     }
-    a.version = v;
     a.view.base_ = base_;
     a.view.lo_ = kArena;
     a.view.hi_ = cursor;
     a.view.path_ = path_;
+    a.view.seq_ = seq_;
+    a.view.version_ = v;
   }
   bool read_end(read_attempt& a) const noexcept {
-    std::atomic_thread_fence(std::memory_order_acquire);
-    if (std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_relaxed) == a.version) [[likely]]
-      return true;
+    if (a.view.unchanged()) [[likely]] return true;
     note_retry(a);
     return false;
   }

@@ -2,6 +2,7 @@
 // (lock-free, any number of processes).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -45,6 +46,16 @@ class read_view {
   std::vector<catalog_entry> list() const;
   // End of the allocated arena as of this view.
   std::uint64_t limit() const noexcept { return hi_; }
+  // True when no commit has begun applying since this view began: what was
+  // read through it so far is one committed state. (store::read checks the
+  // same at the end and runs f again otherwise; this lets a reader decide
+  // early, e.g. before caching something it derived.) Always true for a
+  // view over an image nobody writes.
+  bool unchanged() const noexcept {
+    if (seq_ == nullptr) return true;
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_relaxed) == version_;
+  }
   const std::string& path() const noexcept { return *path_; }
 
  private:
@@ -54,6 +65,8 @@ class read_view {
   const std::byte* base_ = nullptr;
   std::uint64_t lo_ = 0, hi_ = 0;
   const std::string* path_ = nullptr;
+  std::uint64_t* seq_ = nullptr;  // the store's seqlock (null: a still image)
+  std::uint64_t version_ = 0;     // its even value when the view began
 };
 
 // The one write transaction of a writable store handle. Changes are private

@@ -437,7 +437,7 @@ void store::read_begin_slow(read_attempt& a) const {
   for (;;) {
     const std::uint64_t v = q.load(std::memory_order_acquire);
     if ((v & 1) == 0) {
-      a.version = v;
+      a.view.version_ = v;
       break;
     }
     // A commit is being applied (microseconds), or its writer died mid-apply.
@@ -465,6 +465,7 @@ void store::read_begin_slow(read_attempt& a) const {
   a.view.lo_ = fmt::kArenaOffset;
   a.view.hi_ = std::max<std::uint64_t>(cursor, fmt::kArenaOffset);
   a.view.path_ = &s.path;
+  a.view.seq_ = &s.ctrl()->seqlock;
 }
 
 void store::note_retry(read_attempt& a) const noexcept {

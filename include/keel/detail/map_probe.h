@@ -4,6 +4,7 @@
 // and checks at compile time that map_root_bytes matches the format.
 #pragma once
 
+#include <atomic>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -29,7 +30,7 @@ struct map_root_bytes {
   std::uint32_t key_size, value_size;
   std::uint64_t seed, size;
   map_table_bytes cur, old;
-  std::uint64_t migrate, reserved;
+  std::uint64_t migrate, layout_gen;
 };
 static_assert(sizeof(map_root_bytes) == 128);
 
@@ -68,10 +69,10 @@ inline std::uint64_t load64(const std::byte* p) noexcept {
 // One table as a lookup sees it: its control and slot blocks, each
 // range-checked as a whole (read_view::bytes: errc::corrupt when outside the
 // arena), with power-of-two groups and a bounded probe length.
-struct probe_table {
-  const std::byte* ctrl = nullptr;
-  const std::byte* slots = nullptr;
-  std::uint64_t groups = 0, max_probe = 0;
+struct probe_table {  // value-initialise ({}) for an absent table
+  const std::byte* ctrl;
+  const std::byte* slots;
+  std::uint64_t groups, max_probe;
 };
 
 template <std::uint32_t SPP>
@@ -89,7 +90,7 @@ probe_table probe_view(const read_view& v, const std::byte* desc) {
 // Looks key up in one table; groups below dead_below were moved out already
 // and are probed through but never matched.
 template <class K, class V>
-bool map_probe_table(const probe_table& t, const K& key, std::uint64_t h, std::uint64_t dead_below, V& out) {
+[[gnu::always_inline]] inline bool map_probe_table(const probe_table& t, const K& key, std::uint64_t h, std::uint64_t dead_below, V& out) {
   using L = map_layout<sizeof(K), sizeof(V)>;
   const auto tag = static_cast<std::uint8_t>(0x80 | (h & 0x7f));
   const std::uint64_t mask = t.groups - 1;
@@ -135,16 +136,119 @@ map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
   return s;
 }
 
+// A map handle's copy of its root's layout (seed, and each table's blocks
+// and groups) as checked by map_probe_root, so that a lookup need not check
+// it again: valid while the root's layout generation (bumped by the writer
+// whenever that layout changes, docs/FORMAT.md "Hash map") is the one it was
+// taken at, and the arena has not shrunk below the end it was checked
+// against (it never does). Only a state read in an unchanged view (one
+// committed state) is stored. Threads share it through its own seqlock:
+// readers never wait, and a fill that loses a race is simply skipped.
+class layout_cache {
+ public:
+  layout_cache() = default;
+  layout_cache(const layout_cache&) noexcept {}  // a copy starts empty
+  layout_cache& operator=(const layout_cache&) noexcept {
+    clear();
+    return *this;
+  }
+
+  // Fills s (all but the live max_probe and migrate fields) from the cache
+  // when it holds the layout of root block r at generation gen.
+  bool get(const std::byte* r, std::uint64_t gen, std::uint64_t hi, map_probe_state& s) const noexcept {
+    const std::uint32_t v = ver_.load(std::memory_order_acquire);
+    if ((v & 1) != 0 || ld(root_) != r || ld(gen_) != gen || ld(hi_) > hi) return false;
+    s.seed = ld(seed_);
+    s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
+    s.old = {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0};
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return ver_.load(std::memory_order_relaxed) == v;
+  }
+  void put(const std::byte* r, std::uint64_t gen, std::uint64_t hi, const map_probe_state& s) noexcept {
+    std::uint32_t v = ver_.load(std::memory_order_relaxed);
+    if ((v & 1) != 0 || !ver_.compare_exchange_strong(v, v + 1, std::memory_order_acquire)) return;
+    std::atomic_thread_fence(std::memory_order_release);
+    st(root_, r), st(gen_, gen), st(hi_, hi), st(seed_, s.seed);
+    st(cur_.ctrl, s.cur.ctrl), st(cur_.slots, s.cur.slots), st(cur_.groups, s.cur.groups);
+    st(old_.ctrl, s.old.ctrl), st(old_.slots, s.old.slots), st(old_.groups, s.old.groups);
+    ver_.store(v + 2, std::memory_order_release);
+  }
+  void clear() noexcept { put(nullptr, 0, 0, map_probe_state{}); }
+
+ private:
+  template <class T>
+  static T ld(const T& x) noexcept {
+    return std::atomic_ref<T>(const_cast<T&>(x)).load(std::memory_order_relaxed);
+  }
+  template <class T>
+  static void st(T& x, T v) noexcept {
+    std::atomic_ref<T>(x).store(v, std::memory_order_relaxed);
+  }
+  mutable std::atomic<std::uint32_t> ver_{0};  // odd while a fill runs
+  const std::byte* root_ = nullptr;
+  std::uint64_t gen_ = 0, hi_ = 0, seed_ = 0;
+  probe_table cur_, old_;
+};
+
+// The old table during a resize (out of line: most lookups never get here).
+template <class K, class V>
+[[gnu::noinline]] bool map_probe_old(const map_probe_state& s, const K& key, std::uint64_t h, V& out) {
+  return map_probe_table(s.old, key, h, s.migrate, out);
+}
+
+// The cache missed: the root fully checked, and cached when this view is
+// still one committed state.
+template <class K, class V>
+[[gnu::noinline]] map_probe_state map_probe_fill(const read_view& v, std::uint64_t root, layout_cache& c,
+                                                 const std::byte* r, std::uint64_t gen) {
+  const map_probe_state s = map_probe_root<K, V>(v, root);
+  if (v.unchanged()) c.put(r, gen, v.limit(), s);
+  return s;
+}
+
+// The root's tables for a lookup: from the cache when its layout generation
+// matches (then only the fields that change with every write, max probe and
+// migrate, are read and bounded), else fully checked and cached.
+template <class K, class V>
+[[gnu::always_inline]] inline map_probe_state map_probe_layout(const read_view& v, std::uint64_t root,
+                                                               layout_cache& c) {
+  const std::byte* r = v.bytes(root, sizeof(map_root_bytes));
+  const std::uint64_t gen = load64(r + offsetof(map_root_bytes, layout_gen));
+  map_probe_state s;
+  if (!c.get(r, gen, v.limit(), s)) [[unlikely]]
+    return map_probe_fill<K, V>(v, root, c, r, gen);
+  s.cur.max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
+  bool ok = s.cur.max_probe < s.cur.groups;
+  s.migrate = 0;
+  if (s.old.groups != 0) {
+    s.old.max_probe = load64(r + offsetof(map_root_bytes, old) + 32);
+    s.migrate = load64(r + offsetof(map_root_bytes, migrate));
+    ok = ok && s.old.max_probe < s.old.groups && s.migrate < s.old.groups;
+  }
+  if (!ok) [[unlikely]]
+    map_root_corrupt(v, root, sizeof(K), sizeof(V));
+  return s;
+}
+
+template <class K, class V>
+[[gnu::always_inline]] inline bool map_probe(const read_view& v, std::uint64_t root, layout_cache& c, const K& key,
+                                             V& out) {
+  const map_probe_state s = map_probe_layout<K, V>(v, root, c);
+  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), s.seed);
+  if (map_probe_table(s.cur, key, h, 0, out)) return true;
+  return s.old.groups != 0 && map_probe_old(s, key, h, out);
+}
+
 // Looks up n keys, several at a time: hashes and prefetches the home control
 // groups of a window of keys, then prefetches each key's first candidate
 // slot, then probes. The cache misses of a window overlap instead of being
 // paid one after another. Returns how many were found.
 template <class K, class V>
-std::size_t map_probe_many(const read_view& v, std::uint64_t root, const K* keys, std::optional<V>* out,
-                           std::size_t n) {
+std::size_t map_probe_many(const read_view& v, std::uint64_t root, layout_cache& c, const K* keys,
+                           std::optional<V>* out, std::size_t n) {
   using L = map_layout<sizeof(K), sizeof(V)>;
   constexpr std::size_t kWindow = 16;
-  const map_probe_state s = map_probe_root<K, V>(v, root);
+  const map_probe_state s = map_probe_layout<K, V>(v, root, c);
   const int shift = 64 - std::countr_zero(s.cur.groups);
   std::size_t found = 0;
   for (std::size_t at = 0; at < n; at += kWindow) {
@@ -172,14 +276,6 @@ std::size_t map_probe_many(const read_view& v, std::uint64_t root, const K* keys
     }
   }
   return found;
-}
-
-template <class K, class V>
-bool map_probe(const read_view& v, std::uint64_t root, const K& key, V& out) {
-  const map_probe_state s = map_probe_root<K, V>(v, root);
-  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), s.seed);
-  if (map_probe_table(s.cur, key, h, 0, out)) return true;
-  return s.old.groups != 0 && map_probe_table(s.old, key, h, s.migrate, out);
 }
 
 }  // namespace keel::detail
