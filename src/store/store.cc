@@ -137,7 +137,7 @@ void store::impl::checkpoint_locked(bool clean_close) {
     throw;
   }
   log_end = jrn_end = sizeof(fmt::file_header);
-  journaled.clear();
+  marks.clear();
   ckpt_cursor = cursor;
   last_ckpt = std::chrono::steady_clock::now();
   auto* c = ctrl();

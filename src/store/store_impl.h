@@ -15,6 +15,7 @@
 
 #include "file/format.h"
 #include "keel/store.h"
+#include "txn/line_marks.h"
 #include "txn/page_index.h"
 #include "txn/redo_log.h"
 
@@ -22,12 +23,41 @@ namespace keel {
 
 // A private copy of a page the open transaction changed, filled lazily in
 // 64-byte lines: `valid` lines hold the committed bytes (or the
-// transaction's), `dirty` lines were written and are logged at commit.
+// transaction's), `dirty` lines were written and are logged at commit. The
+// header and the 4 KiB copy live apart (page_slab), so the headers a
+// transaction uses are a dense, warm array.
 struct txn_page {
   std::uint64_t off = 0;
   std::uint64_t valid = 0;
   std::uint64_t dirty = 0;
-  alignas(64) std::byte data[fmt::kPage];
+  std::byte* data = nullptr;  // kPage bytes, 64-byte aligned
+};
+
+// Headers and copies for the open transaction, handed out in order and all
+// taken back at its end; the memory is kept for the next transaction.
+// Headers come in chunks of 1024 with one 4 MiB block of copies each (huge
+// pages where the kernel gives them), so addresses stay stable.
+class page_slab {
+ public:
+  txn_page* take() {
+    const std::size_t c = used_ / kPerChunk;
+    if (c == chunks_.size()) add_chunk();
+    txn_page* p = &chunks_[c].heads[used_ % kPerChunk];
+    ++used_;
+    return p;
+  }
+  void reset() noexcept { used_ = 0; }
+  ~page_slab();
+
+ private:
+  static constexpr std::size_t kPerChunk = 1024;
+  struct chunk {
+    std::unique_ptr<txn_page[]> heads;
+    std::byte* data = nullptr;
+  };
+  void add_chunk();
+  std::vector<chunk> chunks_;
+  std::size_t used_ = 0;
 };
 
 // Lines of a page covered by bytes [lo, hi) of it (hi > lo).
@@ -62,13 +92,19 @@ struct store::impl {
   std::uint64_t log_cap = 0;
   std::uint64_t jrn_end = 0;  // where the next journal entry goes
   std::uint64_t ckpt_cursor = 0;  // pages starting below it existed at the checkpoint
-  // Lines journaled by this handle in this epoch, per page.
-  std::unordered_map<std::uint64_t, std::uint64_t> journaled;
+  // Per page that existed at the checkpoint: lines journaled in this epoch,
+  // and lines changed under a log sync instead (txn/line_marks.h).
+  line_marks marks;
   std::chrono::steady_clock::time_point last_ckpt;
   std::vector<std::byte> rec_buf, jrn_buf;
   std::vector<txn_page*> dirty_buf;      // reused by every commit
+  std::vector<std::pair<txn_page*, std::uint64_t>> hot_buf, first_buf;
   std::vector<redo::range> range_buf;
-  std::vector<std::unique_ptr<txn_page>> page_pool;
+  page_slab page_pool;
+  // The open transaction's page index and dirty list, kept between
+  // transactions so their capacity is reused.
+  page_index txn_index;
+  std::vector<txn_page*> txn_dirty;
 
   // ---- durability state (guarded by sync_mu) ----
   std::mutex sync_mu;
@@ -132,7 +168,8 @@ struct write_txn::impl {
   std::unique_lock<std::mutex> lock;
   std::uint64_t committed_cursor = 0;  // cursor when the transaction began
   std::uint64_t cursor = 0;            // including this transaction's allocations
-  page_index pages;
+  page_index& pages;                  // = s.txn_index
+  std::vector<txn_page*>& dirty_list;  // = s.txn_dirty: pages with a dirty line, in the order they got one
   // The few pages touched most recently (one map operation alternates
   // between its root, control and slot pages), checked before the index.
   txn_page* recent[4] = {};

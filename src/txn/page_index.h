@@ -39,9 +39,23 @@ class page_index {
     for (const entry& e : entries_)
       if (e.page != 0) f(e.page, e.p);
   }
+  // Kept between transactions (its capacity is reused); a table far larger
+  // than what the last transaction needed is shrunk, so a small transaction
+  // after a huge one does not clear megabytes.
   void clear() noexcept {
     if (count_ == 0) return;
-    for (entry& e : entries_) e = {};
+    bool shrunk = false;
+    if (entries_.size() > 4096 && count_ * 16 < entries_.size()) {
+      std::size_t n = 64;
+      while (n < count_ * 4) n *= 2;
+      try {
+        std::vector<entry>(n).swap(entries_);
+        shrunk = true;
+      } catch (...) {  // no memory for the smaller table: clear the big one
+      }
+    }
+    if (!shrunk)
+      for (entry& e : entries_) e = {};
     count_ = 0;
   }
 

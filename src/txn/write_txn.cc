@@ -2,7 +2,11 @@
 // before-images, append the redo record, sync as the mode says, apply.
 #include <algorithm>
 #include <bit>
+#include <cstdlib>
 #include <cstring>
+#include <new>
+
+#include <sys/mman.h>
 
 #include "alloc/allocator.h"
 #include "os/io.h"
@@ -14,7 +18,23 @@ namespace keel {
 
 using fmt::kPage;
 
-write_txn::impl::impl(store::impl& st, std::unique_lock<std::mutex> lk) : s(st), lock(std::move(lk)) {
+page_slab::~page_slab() {
+  for (chunk& c : chunks_) std::free(c.data);
+}
+
+void page_slab::add_chunk() {
+  constexpr std::size_t bytes = kPerChunk * kPage;
+  chunk c;
+  c.heads = std::make_unique<txn_page[]>(kPerChunk);
+  c.data = static_cast<std::byte*>(std::aligned_alloc(2u << 20, bytes));
+  if (!c.data) throw std::bad_alloc();
+  ::madvise(c.data, bytes, MADV_HUGEPAGE);  // fewer TLB misses over copies touched a line at a time
+  for (std::size_t i = 0; i < kPerChunk; ++i) c.heads[i].data = c.data + i * kPage;
+  chunks_.push_back(std::move(c));
+}
+
+write_txn::impl::impl(store::impl& st, std::unique_lock<std::mutex> lk)
+    : s(st), lock(std::move(lk)), pages(st.txn_index), dirty_list(st.txn_dirty) {
   committed_cursor = cursor = s.meta()->cursor;
 }
 
@@ -59,16 +79,10 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
   if (txn_page* p = cached(page)) return p;
   txn_page*& slot = pages[page];
   if (!slot) {
-    std::unique_ptr<txn_page> p;
-    if (!s.page_pool.empty()) {
-      p = std::move(s.page_pool.back());
-      s.page_pool.pop_back();
-    } else {
-      p = std::make_unique<txn_page>();
-    }
+    txn_page* p = s.page_pool.take();
     p->off = page;
     p->valid = p->dirty = 0;
-    slot = p.release();
+    slot = p;
   }
   remember(slot);
   return slot;
@@ -102,6 +116,7 @@ std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
   if (len > 0) {
     const std::uint64_t m = line_mask(off - page, off - page + len);
     fill(p, m);
+    if (p->dirty == 0) dirty_list.push_back(p);
     p->dirty |= m;
   }
   return p->data + (off - page);
@@ -123,8 +138,9 @@ void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
 }
 
 void write_txn::impl::release() noexcept {
-  pages.for_each([&](std::uint64_t, txn_page* p) { s.page_pool.emplace_back(p); });
+  s.page_pool.reset();
   pages.clear();
+  dirty_list.clear();
   fresh.clear();
   fresh_zero.clear();
   for (auto& p : recent) p = nullptr;
@@ -132,45 +148,70 @@ void write_txn::impl::release() noexcept {
   if (lock.owns_lock()) lock.unlock();
 }
 
+// Appends to `out` the byte ranges of [lo, hi) (inside one page; lo 8-aligned)
+// where the copy `a` differs from the mapping `b`, in 8-byte words; runs of
+// changed words separated by at most kGapWords equal ones are one range (a
+// range header costs more than the equal words). Returns the page's lines
+// the ranges touch.
+static inline std::uint64_t word(const std::byte* p) noexcept {
+  std::uint64_t v;
+  std::memcpy(&v, p, 8);
+  return v;
+}
+
+static std::uint64_t diff_run(std::vector<redo::range>& out, std::uint64_t page, std::uint64_t lo, std::uint64_t hi,
+                              const std::byte* a, const std::byte* b) {
+  constexpr std::uint64_t kGapWords = 2;
+  std::uint64_t lines = 0;
+  std::uint64_t start = 0, last = 0;  // the open range: [start, last)
+  bool open = false;
+  auto changed_at = [&](std::uint64_t o, std::uint64_t n) {
+    if (open && o - last > kGapWords * 8) {
+      out.push_back({start, static_cast<std::uint32_t>(last - start), a + (start - lo)});
+      lines |= line_mask(start - page, last - page);
+      open = false;
+    }
+    if (!open) {
+      open = true;
+      start = o;
+    }
+    last = o + n;
+  };
+  std::uint64_t o = lo;
+  for (; hi - o >= fmt::kLine; o += fmt::kLine) {
+    const std::byte *x = a + (o - lo), *y = b + (o - lo);
+    std::uint64_t d[8], any = 0;
+    for (int w = 0; w < 8; ++w) any |= d[w] = word(x + 8 * w) ^ word(y + 8 * w);
+    if (any == 0) continue;  // a whole equal line
+    for (int w = 0; w < 8; ++w)
+      if (d[w] != 0) changed_at(o + 8 * static_cast<std::uint64_t>(w), 8);
+  }
+  for (; o < hi; o += 8) {  // a run cut short by the committed cursor
+    const std::uint64_t n = std::min<std::uint64_t>(8, hi - o);
+    if (std::memcmp(a + (o - lo), b + (o - lo), n) != 0) changed_at(o, n);
+  }
+  if (open) {
+    out.push_back({start, static_cast<std::uint32_t>(last - start), a + (start - lo)});
+    lines |= line_mask(start - page, last - page);
+  }
+  return lines;
+}
+
 std::uint64_t write_txn::impl::commit() {
   s.check_usable();
-  std::vector<txn_page*>& dirty = s.dirty_buf;
-  dirty.clear();
-  pages.for_each([&](std::uint64_t, txn_page* p) {
-    if (p->dirty != 0) dirty.push_back(p);
-  });
-  if (dirty.empty() && cursor == committed_cursor) {
+  if (dirty_list.empty() && cursor == committed_cursor) {
     release();
     return 0;
   }
   const std::uint64_t lsn = s.last_lsn + 1;
-  set64(KEEL_META(commits), lsn);
-  txn_page* meta_page = pages.find(fmt::kMetaOffset);
-  if (std::find(dirty.begin(), dirty.end(), meta_page) == dirty.end()) dirty.push_back(meta_page);
+  set64(KEEL_META(commits), lsn);  // the meta page is always among the dirty pages
+  const std::vector<txn_page*>& dirty = dirty_list;
 
   try {
-    // 1. Before-images of the checkpoint's lines, durable before the mapping changes.
-    if (s.opt.mode != durability::sync) {
-      s.jrn_buf.clear();
-      std::vector<std::pair<std::uint64_t, std::uint64_t>> newly;
-      for (auto* p : dirty) {
-        if (p->off >= s.ckpt_cursor) continue;  // did not exist at the checkpoint
-        const std::uint64_t need = p->dirty & ~s.journaled[p->off];
-        if (need == 0) continue;
-        journal::append_entry(s.jrn_buf, p->off, s.sb.checkpoint_lsn, need, s.base + p->off);
-        newly.emplace_back(p->off, need);
-      }
-      if (!newly.empty()) {
-        io::write_at(*s.sys, s.jrn_fd, s.jrn_buf.data(), s.jrn_buf.size(), s.jrn_end, s.jrn_path);
-        io::check(s.sys->fdatasync(s.jrn_fd), s.jrn_path, "fdatasync of the journal");
-        s.jrn_end += s.jrn_buf.size();
-        s.ctrl()->journal_end = s.jrn_end;
-        for (auto [page, m] : newly) s.journaled[page] |= m;
-      }
-    }
-    // 2. The redo record: zeroed fresh space, changed line runs of committed
-    // pages, then what was written in fresh space (read from the mapping at
-    // commit, so a range always carries its final bytes).
+    // 1. The redo record: zeroed fresh space, the bytes of committed pages
+    // that differ from the mapping, then what was written in fresh space
+    // (read from the mapping at commit, so a range always carries its final
+    // bytes). Lines written with the bytes they had are not logged.
     std::vector<redo::range>& ranges = s.range_buf;
     ranges.clear();
     constexpr std::uint64_t kChunk = 1u << 20;
@@ -185,7 +226,28 @@ std::uint64_t write_txn::impl::commit() {
     };
     add_extents(fresh_zero, true);
     const std::size_t first_page_range = ranges.size();
-    for (auto* p : dirty)
+    // Each page costs cache misses (its copy's header and lines, the
+    // mapping's lines, its journal marks): start them a few pages ahead.
+    const std::size_t ndirty = dirty.size();
+    const bool marked = s.opt.mode != durability::sync;
+    s.hot_buf.clear();
+    s.first_buf.clear();
+    std::uint64_t first_bytes = 0;  // journal bytes the first-changed lines would take
+    for (std::size_t i = 0; i < ndirty; ++i) {
+      if (i + 16 < ndirty) __builtin_prefetch(dirty[i + 16]);
+      if (i + 8 < ndirty) {
+        const txn_page* q = dirty[i + 8];
+        const int f = std::countr_zero(q->dirty), l = 63 - std::countl_zero(q->dirty);
+        __builtin_prefetch(q->data + f * fmt::kLine);
+        __builtin_prefetch(s.base + q->off + f * fmt::kLine);
+        if (l != f) {
+          __builtin_prefetch(q->data + l * fmt::kLine);
+          __builtin_prefetch(s.base + q->off + l * fmt::kLine);
+        }
+        if (marked && q->off < s.ckpt_cursor) s.marks.prefetch(q->off);
+      }
+      txn_page* p = dirty[i];
+      std::uint64_t changed = 0;
       for (std::uint64_t m = p->dirty; m != 0;) {
         const int first = std::countr_zero(m);
         const int n = std::countr_one(m >> first);
@@ -195,22 +257,67 @@ std::uint64_t write_txn::impl::commit() {
         // the copy's stale bytes would overwrite them.
         const std::uint64_t lo = p->off + first * fmt::kLine;
         const std::uint64_t hi = std::min(lo + n * fmt::kLine, committed_cursor);
-        ranges.push_back({lo, static_cast<std::uint32_t>(hi - lo), p->data + first * fmt::kLine});
+        changed |= diff_run(ranges, p->off, lo, hi, p->data + first * fmt::kLine, s.base + lo);
       }
+      p->dirty = changed;  // from here on: the lines that change in the mapping
+      if (marked && changed != 0 && p->off < s.ckpt_cursor) {  // the page existed at the checkpoint
+        const line_marks::entry& e = s.marks.at(p->off);
+        const std::uint64_t need = changed & ~e.journaled;
+        if (const std::uint64_t h = need & e.seen) s.hot_buf.emplace_back(p, h);
+        if (const std::uint64_t f = need & ~e.seen) {
+          s.first_buf.emplace_back(p, f);
+          first_bytes += sizeof(fmt::journal_entry) + static_cast<std::uint64_t>(std::popcount(f)) * fmt::kLine;
+        }
+      }
+    }
     const std::size_t page_ranges_end = ranges.size();
     add_extents(fresh, false);
     const std::uint64_t ts = now_ns();
     redo::encode(s.rec_buf, lsn, ts, ranges);
+
+    // 2. Before the mapping changes, every changed line of a page that
+    // existed at the checkpoint needs an image holding only durable commits
+    // (docs/DURABILITY.md): one in the journal, or this record made durable.
+    // Lines an earlier commit of the epoch already covered by a log sync
+    // are journaled (a line changed twice is likely changed again); lines
+    // changed for the first time go to the journal unless syncing the log
+    // costs less.
+    bool sync_log = s.opt.mode == durability::sync;
+    if (marked) {
+      std::vector<std::pair<txn_page*, std::uint64_t>>& hot = s.hot_buf;
+      std::vector<std::pair<txn_page*, std::uint64_t>>& fresh_lines = s.first_buf;
+      const std::uint64_t unsynced =
+          s.log_end + s.rec_buf.size() - std::min(s.log_end, s.log_synced.load(std::memory_order_acquire));
+      if (!fresh_lines.empty() && unsynced <= 2 * first_bytes + 64 * 1024) {
+        sync_log = true;
+      } else {
+        hot.insert(hot.end(), fresh_lines.begin(), fresh_lines.end());
+        fresh_lines.clear();
+      }
+      if (!hot.empty()) {
+        s.jrn_buf.clear();
+        for (auto [p, m] : hot) journal::append_entry(s.jrn_buf, p->off, s.sb.checkpoint_lsn, m, s.base + p->off);
+        io::write_at(*s.sys, s.jrn_fd, s.jrn_buf.data(), s.jrn_buf.size(), s.jrn_end, s.jrn_path);
+        io::check(s.sys->fdatasync(s.jrn_fd), s.jrn_path, "fdatasync of the journal");
+        s.jrn_end += s.jrn_buf.size();
+        s.ctrl()->journal_end = s.jrn_end;
+        for (auto [p, m] : hot) s.marks.at(p->off).journaled |= m;
+      }
+    }
+    // 3. The log: append the record; sync it as the mode (or step 2) says.
     s.reserve_log(s.log_end + s.rec_buf.size());
     io::write_at(*s.sys, s.log_fd, s.rec_buf.data(), s.rec_buf.size(), s.log_end, s.log_path);
     s.log_end += s.rec_buf.size();
     s.log_written.store(s.log_end, std::memory_order_release);
     if (s.opt.mode == durability::batch && !s.flusher.joinable()) s.start_flusher();  // not at open: opens stay cheap
-    if (s.opt.mode == durability::sync) {
+    if (sync_log) {
       io::check(s.sys->fdatasync(s.log_fd), s.log_path, "fdatasync of the log");
-      s.log_synced.store(s.log_end, std::memory_order_release);
+      std::uint64_t v = s.log_synced.load();
+      while (v < s.log_end && !s.log_synced.compare_exchange_weak(v, s.log_end)) {
+      }
+      for (auto [p, m] : s.first_buf) s.marks.at(p->off).seen |= m;
     }
-    // 3. Apply inside the seqlock; fresh space is already in place.
+    // 4. Apply inside the seqlock; fresh space is already in place.
     s.seq_enter();
     s.apply(std::span<const redo::range>(ranges.data() + first_page_range, page_ranges_end - first_page_range));
     s.ctrl()->applied_lsn = lsn;
@@ -224,7 +331,7 @@ std::uint64_t write_txn::impl::commit() {
     throw;
   }
   release();
-  // 4. Checkpoint triggers. A failure here poisons the handle (the next
+  // 5. Checkpoint triggers. A failure here poisons the handle (the next
   // commit reports it); this transaction is committed already.
   const bool due = s.log_end - sizeof(fmt::file_header) >= s.opt.checkpoint_bytes ||
                    s.jrn_end - sizeof(fmt::file_header) >= s.opt.checkpoint_bytes ||
