@@ -94,7 +94,8 @@ template <class K, class V>
   using L = map_layout<sizeof(K), sizeof(V)>;
   const auto tag = static_cast<std::uint8_t>(0x80 | (h & 0x7f));
   const std::uint64_t mask = t.groups - 1;
-  std::uint64_t gi = t.groups == 1 ? 0 : h >> (64 - std::countr_zero(t.groups));
+  // Home group: the top log2(groups) bits of h (none when groups == 1).
+  std::uint64_t gi = (h >> 1) >> (63 - std::countr_zero(t.groups));
   for (std::uint64_t p = 0; p <= t.max_probe; ++p, gi = (gi + 1) & mask) {
     const std::byte* c = t.ctrl + gi * 16;
     if (gi >= dead_below)  // moved groups: probe through, never match
@@ -199,24 +200,25 @@ template <class K, class V>
 // The cache missed: the root fully checked, and cached when this view is
 // still one committed state.
 template <class K, class V>
-[[gnu::noinline]] map_probe_state map_probe_fill(const read_view& v, std::uint64_t root, layout_cache& c,
-                                                 const std::byte* r, std::uint64_t gen) {
-  const map_probe_state s = map_probe_root<K, V>(v, root);
+[[gnu::noinline]] void map_probe_fill(const read_view& v, std::uint64_t root, layout_cache& c, const std::byte* r,
+                                      std::uint64_t gen, map_probe_state& s) {
+  s = map_probe_root<K, V>(v, root);
   if (v.unchanged()) c.put(r, gen, v.limit(), s);
-  return s;
 }
 
-// The root's tables for a lookup: from the cache when its layout generation
-// matches (then only the fields that change with every write, max probe and
-// migrate, are read and bounded), else fully checked and cached.
+// The root's tables for a lookup, into s: from the cache when its layout
+// generation matches (then only the fields that change with every write,
+// max probe and migrate, are read and bounded), else fully checked and
+// cached.
 template <class K, class V>
-[[gnu::always_inline]] inline map_probe_state map_probe_layout(const read_view& v, std::uint64_t root,
-                                                               layout_cache& c) {
+[[gnu::always_inline]] inline void map_probe_layout(const read_view& v, std::uint64_t root, layout_cache& c,
+                                                    map_probe_state& s) {
   const std::byte* r = v.bytes(root, sizeof(map_root_bytes));
   const std::uint64_t gen = load64(r + offsetof(map_root_bytes, layout_gen));
-  map_probe_state s;
-  if (!c.get(r, gen, v.limit(), s)) [[unlikely]]
-    return map_probe_fill<K, V>(v, root, c, r, gen);
+  if (!c.get(r, gen, v.limit(), s)) [[unlikely]] {
+    map_probe_fill<K, V>(v, root, c, r, gen, s);
+    return;
+  }
   s.cur.max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
   bool ok = s.cur.max_probe < s.cur.groups;
   s.migrate = 0;
@@ -227,13 +229,13 @@ template <class K, class V>
   }
   if (!ok) [[unlikely]]
     map_root_corrupt(v, root, sizeof(K), sizeof(V));
-  return s;
 }
 
 template <class K, class V>
 [[gnu::always_inline]] inline bool map_probe(const read_view& v, std::uint64_t root, layout_cache& c, const K& key,
                                              V& out) {
-  const map_probe_state s = map_probe_layout<K, V>(v, root, c);
+  map_probe_state s;
+  map_probe_layout<K, V>(v, root, c, s);
   const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), s.seed);
   if (map_probe_table(s.cur, key, h, 0, out)) return true;
   return s.old.groups != 0 && map_probe_old(s, key, h, out);
@@ -248,7 +250,8 @@ std::size_t map_probe_many(const read_view& v, std::uint64_t root, layout_cache&
                            std::optional<V>* out, std::size_t n) {
   using L = map_layout<sizeof(K), sizeof(V)>;
   constexpr std::size_t kWindow = 16;
-  const map_probe_state s = map_probe_layout<K, V>(v, root, c);
+  map_probe_state s;
+  map_probe_layout<K, V>(v, root, c, s);
   const int shift = 64 - std::countr_zero(s.cur.groups);
   std::size_t found = 0;
   for (std::size_t at = 0; at < n; at += kWindow) {
