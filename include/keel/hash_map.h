@@ -92,8 +92,15 @@ class hash_map {
   }
 
   // ---- lock-free reads (each one consistent read of committed data)
-  std::optional<V> get(const K& key) const {
-    return db_->read([&](const read_view& v) { return get(v, key); });
+  // (Inline: the common case is a few dozen instructions without a
+  // read_view, so that a loop of gets keeps several lookups' cache misses in
+  // flight; anything unusual goes to store::read.)
+  [[gnu::always_inline]] std::optional<V> get(const K& key) const {
+    V out;
+    const int r = detail::map_probe_fast(*db_, root_, cache_, key, out);
+    if (r < 0) [[unlikely]]
+      return get_read(key);
+    return r != 0 ? std::optional<V>(out) : std::nullopt;
   }
   bool contains(const K& key) const { return get(key).has_value(); }
   // Looks up keys[i] into out[i] (nullopt when absent) with the cache misses
@@ -179,6 +186,9 @@ class hash_map {
 
  private:
   hash_map(store& db, std::uint64_t root) : db_(&db), root_(root) {}
+  [[gnu::noinline]] std::optional<V> get_read(const K& key) const {
+    return db_->read([&](const read_view& v) { return get(v, key); });
+  }
   static constexpr detail::map_shape shape() { return {sizeof(K), sizeof(V)}; }
   static type_desc key_type() { return type_desc::of<K>(); }
   static type_desc value_type() { return type_desc::of<V>(); }

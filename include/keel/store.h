@@ -104,6 +104,25 @@ class store {
     }
   }
 
+  // Optimistic reads, for the inline fast paths of structures (how
+  // hash_map::get skips building a read_view). optimistic_begin returns
+  // false when the store is closed or a commit is applying: use read()
+  // then. Everything read between a true begin and a true
+  // optimistic_validate(token) is one committed state; after a false
+  // validate, discard it. No bounds are offered: follow only offsets checked
+  // earlier against a read_view of this store (the arena never shrinks).
+  bool optimistic_begin(std::uint64_t& token) const noexcept {
+    if (closed_) [[unlikely]] return false;
+    token = std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_acquire);
+    return (token & 1) == 0;
+  }
+  bool optimistic_validate(std::uint64_t token) const noexcept {
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_relaxed) == token;
+  }
+  // Start of the mapping: offset 0 of the file.
+  const std::byte* mapping() const noexcept { return base_; }
+
   // msync the data, write the other superblock, recycle log and journal.
   void checkpoint();
   store_info info() const;

@@ -16,6 +16,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "keel/store.h"
 #include "keel/txn.h"
 
 namespace keel::detail {
@@ -165,6 +166,19 @@ class layout_cache {
     std::atomic_thread_fence(std::memory_order_acquire);
     return ver_.load(std::memory_order_relaxed) == v;
   }
+  // The same for a lookup without a read_view: r is only trusted (and its
+  // generation only read, by the caller) when the cache holds it; gen gets
+  // the cached generation.
+  bool get(const std::byte* r, std::uint64_t& gen, map_probe_state& s) const noexcept {
+    const std::uint32_t v = ver_.load(std::memory_order_acquire);
+    if ((v & 1) != 0 || ld(root_) != r) return false;
+    gen = ld(gen_);
+    s.seed = ld(seed_);
+    s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
+    s.old.groups = ld(old_.groups);
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return ver_.load(std::memory_order_relaxed) == v;
+  }
   void put(const std::byte* r, std::uint64_t gen, std::uint64_t hi, const map_probe_state& s) noexcept {
     std::uint32_t v = ver_.load(std::memory_order_relaxed);
     if ((v & 1) != 0 || !ver_.compare_exchange_strong(v, v + 1, std::memory_order_acquire)) return;
@@ -239,6 +253,29 @@ template <class K, class V>
   const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), s.seed);
   if (map_probe_table(s.cur, key, h, 0, out)) return true;
   return s.old.groups != 0 && map_probe_old(s, key, h, out);
+}
+
+// A lookup without a read_view (store::optimistic_begin): 1 found, 0
+// absent, -1 when it cannot answer alone (nothing cached for this root yet,
+// another layout generation, a resize running, a commit applying or one
+// that overlapped it, a bad max probe): then take store::read.
+template <class K, class V>
+[[gnu::always_inline]] inline int map_probe_fast(const store& db, std::uint64_t root, const layout_cache& c,
+                                                 const K& key, V& out) {
+  std::uint64_t token, gen;
+  if (!db.optimistic_begin(token)) [[unlikely]]
+    return -1;
+  const std::byte* r = db.mapping() + root;
+  map_probe_state s;
+  if (!c.get(r, gen, s) || s.old.groups != 0) [[unlikely]]
+    return -1;
+  s.cur.max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
+  if (load64(r + offsetof(map_root_bytes, layout_gen)) != gen || s.cur.max_probe >= s.cur.groups) [[unlikely]]
+    return -1;
+  const bool found = map_probe_table(s.cur, key, XXH3_64bits_withSeed(&key, sizeof(K), s.seed), 0, out);
+  if (!db.optimistic_validate(token)) [[unlikely]]
+    return -1;
+  return found ? 1 : 0;
 }
 
 // Looks up n keys, several at a time: hashes and prefetches the home control
