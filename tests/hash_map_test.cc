@@ -1593,18 +1593,25 @@ TEST_CASE("a corrupt map root block gives errc::corrupt, never a crash") {
   };
   for (const mutation& mu : muts) {
     CAPTURE(mu.what);
-    // A handle whose lookups cached the checked layout before damage that
-    // left the layout generation as it was: they go by the layout it
-    // checked, so each answers as before or throws corrupt (never wrong,
-    // never a crash); open and keel::check report the damage.
-    {
+    // A read-only handle that looked a key up (caching the checked layout)
+    // before the damage; bump: the damage also advanced the layout
+    // generation, as any layout change by a writer does.
+    auto damaged_after_open = [&](bool bump) {
       restore(path, pristine);
-      auto live = keel::store::open(path, keel_test::read_only_opts());
-      auto lm = keel::hash_map<u64, u64>::open(*live, kName);
-      REQUIRE(lm.get(some_key) == std::optional<u64>(model[some_key]));
+      auto st = keel::store::open(path, keel_test::read_only_opts());
+      auto m = keel::hash_map<u64, u64>::open(*st, kName);
+      REQUIRE(m.get(some_key) == std::optional<u64>(model[some_key]));
       kf::map_root bad = good;
       mu.f(bad);
+      if (bump) bad.layout_gen = good.layout_gen + 1;
       keel_test::poke(path, root, &bad, sizeof bad);
+      return std::pair{std::move(st), m};
+    };
+    // Same generation: lookups go by the layout the handle checked, so each
+    // answers as before or throws corrupt (never wrong, never a crash);
+    // open and keel::check report the damage.
+    {
+      auto [live, lm] = damaged_after_open(false);
       u64 answered = 0, wrong = 0, other_errors = 0;
       for (const auto& [k, v] : model) {
         std::optional<u64> got;
@@ -1619,17 +1626,8 @@ TEST_CASE("a corrupt map root block gives errc::corrupt, never a crash") {
       CHECK_MESSAGE(other_errors == 0, "same generation: ", other_errors, " errors other than corrupt");
       live->close();
     }
-    restore(path, pristine);
-    // A read-only handle opened before the damage, which also advanced the
-    // layout generation (as any layout change by a writer does): its reads
-    // check the root again and must report it.
-    auto live = keel::store::open(path, keel_test::read_only_opts());
-    auto lm = keel::hash_map<u64, u64>::open(*live, kName);
-    REQUIRE(lm.get(some_key) == std::optional<u64>(model[some_key]));
-    kf::map_root bad = good;
-    mu.f(bad);
-    bad.layout_gen = good.layout_gen + 1;
-    keel_test::poke(path, root, &bad, sizeof bad);
+    // Advanced generation: the handle checks the root again and must report it.
+    auto [live, lm] = damaged_after_open(true);
     auto expect_corrupt = [&](auto&& f, const std::string& op) {
       auto e = keel_test::catch_error(f);
       REQUIRE_MESSAGE(e.has_value(), op, ": no error");
