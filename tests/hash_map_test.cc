@@ -1373,6 +1373,47 @@ TEST_CASE("for_each and get from threads while a writer resizes the map") {
 
 // ====================================================================== types
 
+// Two 8-byte value types that differ only in their type_name.
+struct price {
+  u64 ticks;
+};
+struct volume {
+  u64 shares;
+};
+template <>
+struct keel::type_name<price> {
+  static std::string_view get() { return "test/price"; }
+};
+template <>
+struct keel::type_name<volume> {
+  static std::string_view get() { return "test/volume"; }
+};
+
+TEST_CASE("opening with a type that differs only in name says what the map holds") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("s");
+  auto db = keel::store::open(path, keel_test::small_opts());
+  keel::hash_map<u64, price>::open(*db, "p");
+  const auto have = keel::type_desc::of<price>().describe(), want = keel::type_desc::of<volume>().describe();
+  REQUIRE(have != want);  // the descriptions tell the two apart
+  auto e = keel_test::catch_error([&] { keel::hash_map<u64, volume>::open(*db, "p"); });
+  REQUIRE(e.has_value());
+  CHECK(e->code() == keel::errc::type_mismatch);
+  const std::string msg = e->what();
+  CHECK_MESSAGE(msg.find("holds hash_map<u64, " + have + ">, opened as hash_map<u64, " + want + ">") != std::string::npos, msg);
+  db->close();
+  auto ro = keel::store::open(path, keel_test::read_only_opts());
+  e = keel_test::catch_error([&] { keel::hash_map<u64, volume>::open(*ro, "p"); });
+  REQUIRE(e.has_value());
+  CHECK(e->code() == keel::errc::type_mismatch);
+  CHECK_MESSAGE(std::string(e->what()).find("holds hash_map<u64, " + have + ">") != std::string::npos, e->what());
+  e = keel_test::catch_error([&] { keel::tree_map<u64, price>::open(*ro, "p"); });
+  REQUIRE(e.has_value());
+  CHECK(e->code() == keel::errc::type_mismatch);
+  CHECK_MESSAGE(std::string(e->what()).find("holds hash_map<u64, " + have + ">, opened as tree_map<") != std::string::npos,
+                e->what());
+}
+
 TEST_CASE("open with other types, a raw root, read-only stores") {
   keel_test::temp_dir dir;
   const std::string path = dir.path("s");

@@ -78,4 +78,10 @@ struct catalog_entry {
   std::uint64_t aux = 0;   // a word the structure may use (e.g. an entry count)
 };
 
+// The class name of a kind: "hash_map", "bytes_map", "tree_map", "bytes_tree", "raw".
+std::string kind_name(kind k);
+// Throws errc::type_mismatch, naming what e holds and what was asked for,
+// unless e is a k<key, value>. path names the store in the message.
+void check_type(const catalog_entry& e, const std::string& path, kind k, type_desc key, type_desc value);
+
 }  // namespace keel

@@ -301,10 +301,7 @@ void grow_after_long_probe(write_txn& tx, map_root& rt, const P& pol, std::uint6
 
 inline void check_entry(const catalog_entry& e, const std::string& path, std::string_view name, kind k,
                         type_desc key, type_desc value) {
-  if (e.kind != k || !(e.key == key) || !(e.value == value))
-    throw error(errc::type_mismatch, path,
-                "'" + std::string(name) + "' is not a " + (k == kind::hash_map ? "hash_map" : "bytes_map") + "<" +
-                    key.describe() + ", " + value.describe() + ">");
+  check_type(e, path, k, key, value);
   if (e.root == 0) throw error(errc::corrupt, path, "hash map '" + std::string(name) + "' has no root");
 }
 

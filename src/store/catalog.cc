@@ -25,16 +25,6 @@ void check_name(std::string_view name, const std::string& path) {
 type_desc decode(const fmt::type_bytes& t) { return {t.code, t.align, t.size, t.fp}; }
 fmt::type_bytes encode(const type_desc& t) { return {t.code, t.align, t.size, t.fp}; }
 
-std::string kind_name(kind k) {
-  switch (k) {
-    case kind::raw: return "raw";
-    case kind::hash_map: return "hash_map";
-    case kind::bytes_hash_map: return "bytes_hash_map";
-    case kind::tree_map: return "tree_map";
-    case kind::bytes_tree_map: return "bytes_tree_map";
-  }
-  return "kind" + std::to_string(static_cast<int>(k));
-}
 
 // Walks every slot of every catalog page. get(off, len) returns readable
 // bytes; visit(slot_offset, slot) returns true to stop.
@@ -95,6 +85,24 @@ auto txn_reader(write_txn::impl& t) {
 
 }  // namespace
 
+std::string kind_name(kind k) {
+  switch (k) {
+    case kind::raw: return "raw";
+    case kind::hash_map: return "hash_map";
+    case kind::bytes_hash_map: return "bytes_map";
+    case kind::tree_map: return "tree_map";
+    case kind::bytes_tree_map: return "bytes_tree";
+  }
+  return "kind" + std::to_string(static_cast<int>(k));
+}
+
+void check_type(const catalog_entry& e, const std::string& path, kind k, type_desc key, type_desc value) {
+  if (e.kind == k && e.key == key && e.value == value) return;
+  throw error(errc::type_mismatch, path,
+              "'" + e.name + "' holds " + kind_name(e.kind) + "<" + e.key.describe() + ", " + e.value.describe() +
+                  ">, opened as " + kind_name(k) + "<" + key.describe() + ", " + value.describe() + ">");
+}
+
 std::optional<catalog_entry> write_txn::find(std::string_view name) {
   auto& t = live_txn(p_);
   check_name(name, t.s.path);
@@ -114,11 +122,7 @@ catalog_entry write_txn::open_root(std::string_view name, kind k, type_desc key,
   const std::uint64_t head = t.get64(KEEL_META(catalog_head));
   if (auto r = find_slot(txn_reader(t), head, t.cursor, t.s.path, name)) {
     const catalog_entry& e = r->first;
-    if (e.kind != k || !(e.key == key) || !(e.value == value))
-      throw error(errc::type_mismatch, t.s.path,
-                  "'" + std::string(name) + "' holds " + kind_name(e.kind) + "<" + e.key.describe() + ", " +
-                      e.value.describe() + ">, opened as " + kind_name(k) + "<" + key.describe() + ", " +
-                      value.describe() + ">");
+    check_type(e, t.s.path, k, key, value);
     return e;
   }
   std::uint64_t free_at = 0;

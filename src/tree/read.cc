@@ -13,16 +13,12 @@ void corrupt(const std::string& path, std::uint64_t off, const std::string& what
 
 namespace {
 
-const char* kind_name(kind k) { return k == kind::tree_map ? "tree_map" : "bytes_tree"; }
 
 template <class R>
 std::uint64_t find_root(R& r, std::string_view name, kind k, detail::tree_shape s, type_desc key, type_desc value) {
   const auto e = r.find(name);
   if (!e) throw error(errc::invalid_argument, r.path(), "no " + std::string(kind_name(k)) + " named '" + std::string(name) + "'");
-  if (e->kind != k || !(e->key == key) || !(e->value == value))
-    throw error(errc::type_mismatch, r.path(),
-                "'" + std::string(name) + "' is not a " + kind_name(k) + "<" + key.describe() + ", " +
-                    value.describe() + ">");
+  check_type(*e, r.path(), k, key, value);
   const root_block b = load_root(r, e->root);
   if (b.key_size != s.key_size || b.value_size != s.value_size)
     throw error(errc::type_mismatch, r.path(), "'" + std::string(name) + "': the tree's stored key/value sizes differ");

@@ -45,7 +45,11 @@ std::string type_desc::describe() const {
   static constexpr const char* names[] = {"none", "u8",  "u16", "u32", "u64",   "i8",   "i16",
                                           "i32",  "i64", "f32", "f64", "bytes", "fixed"};
   std::string s = code < 13 ? names[code] : "code" + std::to_string(code);
-  if (code == 12) s += "(" + std::to_string(size) + " bytes)";
+  if (code == 12) {  // two such types differ in size or in the hash of their type_name
+    char fp_hex[17];
+    std::snprintf(fp_hex, sizeof fp_hex, "%016llx", static_cast<unsigned long long>(fp));
+    s += "(" + std::to_string(size) + " bytes, type_name hash " + fp_hex + ")";
+  }
   return s;
 }
 

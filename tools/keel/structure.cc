@@ -96,22 +96,6 @@ void check_types(const layout& l, bool usage) {
 
 }  // namespace
 
-std::string_view kind_name(kind k) noexcept {
-  switch (k) {
-    case kind::raw:
-      return "raw";
-    case kind::hash_map:
-      return "hash_map";
-    case kind::bytes_hash_map:
-      return "bytes_map";
-    case kind::tree_map:
-      return "tree_map";
-    case kind::bytes_tree_map:
-      return "bytes_tree";
-  }
-  return "unknown";
-}
-
 layout layout_of(const catalog_entry& e) {
   layout l{e.name, e.kind, e.key, e.value, e.root};
   switch (e.kind) {

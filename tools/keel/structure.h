@@ -17,8 +17,6 @@
 
 namespace keel::cli {
 
-std::string_view kind_name(kind k) noexcept;
-
 // What a structure is, as the tool handles it.
 struct layout {
   std::string name;
