@@ -202,7 +202,7 @@ class layout_cache {
   mutable std::atomic<std::uint32_t> ver_{0};  // odd while a fill runs
   const std::byte* root_ = nullptr;
   std::uint64_t gen_ = 0, hi_ = 0, seed_ = 0;
-  probe_table cur_, old_;
+  probe_table cur_{}, old_{};
 };
 
 // The old table during a resize (out of line: most lookups never get here).
