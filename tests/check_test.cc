@@ -644,9 +644,9 @@ TEST_CASE("random byte flips never crash or hang the checker") {
   }
   // Two originals: closed cleanly (checked in place), and with a dead
   // writer's log and journal (checked on a snapshot), damaged in turn.
-  const std::string clean_data = read_file(p), clean_log = read_file(p + "-log"), clean_jrn = read_file(p + "-journal");
+  const store_files clean = read_store(p);
   dead_writer(p, 6, durability::batch);
-  const std::string tail_data = read_file(p), tail_log = read_file(p + "-log"), tail_jrn = read_file(p + "-journal");
+  const store_files tail_state = read_store(p);
   const u64 cursor = read_meta(p).cursor;
   const char* env = std::getenv("KEEL_FUZZ_ITERATIONS");
   const int iterations = env ? std::atoi(env) : 300;
@@ -659,7 +659,8 @@ TEST_CASE("random byte flips never crash or hang the checker") {
   const auto t0 = std::chrono::steady_clock::now();
   for (int it = 0; it < iterations; ++it) {
     const bool tail = it % 2 == 1;
-    std::string dd = tail ? tail_data : clean_data, ll = tail ? tail_log : clean_log, jj = tail ? tail_jrn : clean_jrn;
+    store_files f = tail ? tail_state : clean;
+    std::string &dd = f.data, &ll = f.log, &jj = f.journal;
     const int flips = 1 + static_cast<int>(rng() % 8);
     for (int k = 0; k < flips; ++k) {
       const auto which = rng() % 10;
@@ -671,9 +672,7 @@ TEST_CASE("random byte flips never crash or hang the checker") {
       s[at] = static_cast<char>(rng() % 3 == 0 ? rng() : s[at] ^ (1 << (rng() % 8)));
     }
     if (tail && rng() % 20 == 0) ll.resize(rng() % ll.size());
-    write_file(p, dd);
-    write_file(p + "-log", ll);
-    write_file(p + "-journal", jj);
+    write_store(p, f);
     check_report r;
     try {
       r = check(p);

@@ -1531,17 +1531,6 @@ TEST_CASE("keys and values of many sizes") {
 
 namespace {
 
-struct saved_store {
-  std::string main, log, journal;
-};
-saved_store save(const std::string& path) {
-  return {keel_test::read_file(path), keel_test::read_file(path + "-log"), keel_test::read_file(path + "-journal")};
-}
-void restore(const std::string& path, const saved_store& s) {
-  keel_test::write_file(path, s.main);
-  keel_test::write_file(path + "-log", s.log);
-  keel_test::write_file(path + "-journal", s.journal);
-}
 
 // Builds a closed store with a map of n u64 -> u64 entries; returns its root offset.
 u64 build_map(const std::string& path, u64 n, model_t<u64, u64>& model, u64 seed) {
@@ -1568,10 +1557,10 @@ TEST_CASE("a corrupt map root block gives errc::corrupt, never a crash") {
   const std::string path = dir.path("s");
   model_t<u64, u64> model;
   const u64 root = build_map(path, 5000, model, base_seed());
-  const saved_store pristine = save(path);
+  const keel_test::store_files pristine = keel_test::read_store(path);
   kf::map_root good;
   {
-    const std::string& f = pristine.main;
+    const std::string& f = pristine.data;
     REQUIRE(f.size() >= root + sizeof good);
     std::memcpy(&good, f.data() + root, sizeof good);
   }
@@ -1638,7 +1627,7 @@ TEST_CASE("a corrupt map root block gives errc::corrupt, never a crash") {
     // before the damage; bump: the damage also advanced the layout
     // generation, as any layout change by a writer does.
     auto damaged_after_open = [&](bool bump) {
-      restore(path, pristine);
+      keel_test::write_store(path, pristine);
       auto st = keel::store::open(path, keel_test::read_only_opts());
       auto m = keel::hash_map<u64, u64>::open(*st, kName);
       REQUIRE(m.get(some_key) == std::optional<u64>(model[some_key]));
@@ -1767,7 +1756,7 @@ TEST_CASE("a corrupt map root block gives errc::corrupt, never a crash") {
     }
   }
   // The pristine file is still fine (the test's own sanity).
-  restore(path, pristine);
+  keel_test::write_store(path, pristine);
   auto db = keel::store::open(path, keel_test::read_only_opts());
   auto m = keel::hash_map<u64, u64>::open(*db, kName);
   CHECK(m.size() == model.size());
@@ -1781,9 +1770,9 @@ TEST_CASE("corrupt control and slot bytes: reads and walks complete, no crash, n
   const u64 seed = base_seed() ^ 0xA000;
   INFO("seed ", seed);
   const u64 root = build_map(path, 6000, model, seed);
-  const saved_store pristine = save(path);
+  const keel_test::store_files pristine = keel_test::read_store(path);
   kf::map_root good;
-  std::memcpy(&good, pristine.main.data() + root, sizeof good);
+  std::memcpy(&good, pristine.data.data() + root, sizeof good);
   INFO(describe(good));
   REQUIRE(good.old.groups == 0);
   const u64 G = good.cur.groups, spp = 4096 / 16;  // u64 -> u64: 16-byte slots
@@ -1836,8 +1825,8 @@ TEST_CASE("corrupt control and slot bytes: reads and walks complete, no crash, n
   };
   for (const damage& d : dmg) {
     CAPTURE(d.what);
-    restore(path, pristine);
-    std::string f = pristine.main;
+    keel_test::write_store(path, pristine);
+    std::string f = pristine.data;
     d.f(f);
     keel_test::write_file(path, f);
     const auto t0 = clk::now();

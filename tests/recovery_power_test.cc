@@ -52,17 +52,7 @@ namespace {
 using u64 = std::uint64_t;
 
 // The three files of a crash state.
-struct image {
-  std::string data, log, journal;
-};
-image load(const std::string& p) {
-  return {keel_test::read_file(p), keel_test::read_file(p + "-log"), keel_test::read_file(p + "-journal")};
-}
-void save(const std::string& p, const image& im) {
-  keel_test::write_file(p, im.data);
-  keel_test::write_file(p + "-log", im.log);
-  keel_test::write_file(p + "-journal", im.journal);
-}
+using image = keel_test::store_files;
 
 // The calls a cut can come before: as arm_power_cuts, every call on the
 // store's files other than pread and open (those change nothing on disk).
@@ -126,7 +116,7 @@ struct explorer {
                       const std::string& where) {
     INFO(where);
     const std::string w = work(depth);
-    save(w, state);
+    keel_test::write_store(w, state);
     sim_os os;
     os.new_boot();
     int n = 0;
@@ -171,10 +161,10 @@ struct explorer {
                                  std::to_string(k) + "/" + std::to_string(n) + " (" + what + "), policy " +
                                  std::to_string(pi) + ", uninterrupted recovery finds " + std::to_string(expect);
       const std::string img = cut_img(depth + 1);
-      const image cut_state = load(img);
+      const image cut_state = keel_test::read_store(img);
       // The cut state differs from the one recovered when the recovery had
       // already made something durable (or written something back) by call k.
-      if (cut_state.data != state.data || cut_state.log != state.log || cut_state.journal != state.journal) ++changed;
+      if (cut_state != state) ++changed;
       // A third level: cut the recovery of this second-level state too.
       if (deeper && i % std::max<std::size_t>(1, ks.size() / kThirdLevelKs) == ks.size() / (2 * kThirdLevelKs))
         explore(cut_state, depth + 1, lower, upper, false, where2);
@@ -213,7 +203,7 @@ explorer run(keel::durability mode, u64 seed, int transactions, int explore_ever
                             [&](const std::string& img, u64 lower, u64 upper, const std::string& where) -> u64 {
                               if (seen++ % explore_every != 0) return lower;
                               ++ex.first_level;
-                              ex.explore(load(img), 1, lower, upper, ex.first_level % kThirdLevelEvery == 0, where);
+                              ex.explore(keel_test::read_store(img), 1, lower, upper, ex.first_level % kThirdLevelEvery == 0, where);
                               return lower;
                             });
   keel_test::run_checkpointed(*db, transactions, acked, checkpointed, [&] { return ledger::step(*db); });

@@ -13,7 +13,8 @@ namespace keel_test {
 
 // The data file, the log and the journal, as one string.
 inline std::string all_files(const std::string& path) {
-  return read_file(path) + "|" + read_file(path + "-log") + "|" + read_file(path + "-journal");
+  const store_files f = read_store(path);
+  return f.data + "|" + f.log + "|" + f.journal;
 }
 
 // Every problem and note of a check report, one a line.

@@ -22,4 +22,19 @@ class temp_dir {
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, const std::string& bytes);
 
+// A store's three files (data, -log, -journal) as bytes: a state to damage,
+// cut or put back.
+struct store_files {
+  std::string data, log, journal;
+  bool operator==(const store_files&) const = default;
+};
+inline store_files read_store(const std::string& path) {
+  return {read_file(path), read_file(path + "-log"), read_file(path + "-journal")};
+}
+inline void write_store(const std::string& path, const store_files& f) {
+  write_file(path, f.data);
+  write_file(path + "-log", f.log);
+  write_file(path + "-journal", f.journal);
+}
+
 }  // namespace keel_test
