@@ -156,28 +156,17 @@ class layout_cache {
   }
 
   // Fills s (all but the live max_probe and migrate fields) from the cache
-  // when it holds the layout of root block r at generation gen.
+  // when it holds the layout of root block r at generation gen, checked
+  // against an arena end at most hi.
   bool get(const std::byte* r, std::uint64_t gen, std::uint64_t hi, map_probe_state& s) const noexcept {
-    const std::uint32_t v = ver_.load(std::memory_order_acquire);
-    if ((v & 1) != 0 || ld(root_) != r || ld(gen_) != gen || ld(hi_) > hi) return false;
-    s.seed = ld(seed_);
-    s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
-    s.old = {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0};
-    std::atomic_thread_fence(std::memory_order_acquire);
-    return ver_.load(std::memory_order_relaxed) == v;
+    std::uint64_t cached_gen;
+    return load<true>(r, cached_gen, hi, s) && cached_gen == gen;
   }
   // The same for a lookup without a read_view: r is only trusted (and its
   // generation only read, by the caller) when the cache holds it; gen gets
-  // the cached generation.
+  // the cached generation, and of the old table only its groups are set.
   bool get(const std::byte* r, std::uint64_t& gen, map_probe_state& s) const noexcept {
-    const std::uint32_t v = ver_.load(std::memory_order_acquire);
-    if ((v & 1) != 0 || ld(root_) != r) return false;
-    gen = ld(gen_);
-    s.seed = ld(seed_);
-    s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
-    s.old.groups = ld(old_.groups);
-    std::atomic_thread_fence(std::memory_order_acquire);
-    return ver_.load(std::memory_order_relaxed) == v;
+    return load<false>(r, gen, 0, s);
   }
   void put(const std::byte* r, std::uint64_t gen, std::uint64_t hi, const map_probe_state& s) noexcept {
     std::uint32_t v = ver_.load(std::memory_order_relaxed);
@@ -191,6 +180,21 @@ class layout_cache {
   void clear() noexcept { put(nullptr, 0, 0, map_probe_state{}); }
 
  private:
+  // One consistent read of the cache (its seqlock) when it holds root r.
+  template <bool kFull>
+  bool load(const std::byte* r, std::uint64_t& gen, std::uint64_t hi, map_probe_state& s) const noexcept {
+    const std::uint32_t v = ver_.load(std::memory_order_acquire);
+    if ((v & 1) != 0 || ld(root_) != r) return false;
+    if constexpr (kFull)
+      if (ld(hi_) > hi) return false;
+    gen = ld(gen_);
+    s.seed = ld(seed_);
+    s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
+    s.old.groups = ld(old_.groups);
+    if constexpr (kFull) s.old = {ld(old_.ctrl), ld(old_.slots), s.old.groups, 0};
+    std::atomic_thread_fence(std::memory_order_acquire);
+    return ver_.load(std::memory_order_relaxed) == v;
+  }
   template <class T>
   static T ld(const T& x) noexcept {
     return std::atomic_ref<T>(const_cast<T&>(x)).load(std::memory_order_relaxed);
