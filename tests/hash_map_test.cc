@@ -1389,6 +1389,21 @@ struct keel::type_name<volume> {
   static std::string_view get() { return "test/volume"; }
 };
 
+TEST_CASE("get after close: errc::invalid_argument, although the handle cached its layout") {
+  keel_test::temp_dir dir;
+  auto db = keel::store::open(dir.path("s"), keel_test::small_opts());
+  auto m = keel::hash_map<u64, u64>::open(*db, "m");
+  db->write([&](keel::write_txn& tx) { m.put(tx, 5, 50); });
+  REQUIRE(m.get(5) == std::optional<u64>(50));  // fills the cache: the next get would need no read_view
+  REQUIRE(m.get(5) == std::optional<u64>(50));
+  db->close();  // unmaps the file
+  for (const u64 k : {u64{5}, u64{6}}) {
+    auto e = keel_test::catch_error([&] { (void)m.get(k); });
+    REQUIRE(e.has_value());
+    CHECK_MESSAGE(e->code() == keel::errc::invalid_argument, std::string(e->what()));
+  }
+}
+
 TEST_CASE("opening with a type that differs only in name says what the map holds") {
   keel_test::temp_dir dir;
   const std::string path = dir.path("s");
