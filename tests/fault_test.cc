@@ -152,3 +152,36 @@ TEST_CASE("a failed fdatasync of the log in sync mode: the commit fails, the han
   CHECK(ledger::verify(*db, &count).empty());
   CHECK((count == acked || count == acked + 1));
 }
+
+TEST_CASE("the huge-page hint: asked once per mapping when huge_pages is set, never otherwise, a refusal ignored") {
+  keel_test::temp_dir dir;
+  for (bool huge : {true, false}) {
+    const std::string path = dir.path(huge ? "huge.keel" : "small.keel");
+    sim_os sys;
+    keel::options o = opts(sys, keel::durability::batch);
+    o.huge_pages = huge;
+    auto db = keel::store::open(path, o);
+    ledger::setup(*db);
+    std::uint64_t acked = 0;
+    for (int i = 0; i < 20; ++i) acked = step(*db, i);  // grows the file: no new mapping, no new hint
+    CHECK(sys.calls(op::advise) == (huge ? 1 : 0));
+    o.read_only = true;
+    auto reader = keel::store::open(path, o);  // each handle maps, so each asks
+    CHECK(sys.calls(op::advise) == (huge ? 2 : 0));
+    std::uint64_t count = 0;
+    CHECK(ledger::verify(*reader, &count).empty());
+    CHECK(count == acked);
+  }
+  // A kernel that refuses the hint (EINVAL without file huge pages) changes nothing.
+  const std::string path = dir.path("refused.keel");
+  sim_os sys;
+  sys.fail(op::advise, 1, EINVAL, true);
+  auto db = keel::store::open(path, opts(sys, keel::durability::batch));
+  ledger::setup(*db);
+  std::uint64_t acked = 0;
+  for (int i = 0; i < 8; ++i) acked = step(*db, i);
+  CHECK(sys.calls(op::advise) == 1);
+  std::uint64_t count = 0;
+  CHECK(ledger::verify(*db, &count).empty());
+  CHECK(count == acked);
+}

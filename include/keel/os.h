@@ -36,6 +36,15 @@ class os {
   // *err (-errno) on failure.
   virtual void* mmap(int fd, std::size_t len, bool writable, int* err) = 0;
   virtual int munmap(void* addr, std::size_t len) = 0;
+  // Hint that [addr, addr+len) of a mapping made by mmap() above should be
+  // backed by huge-page-sized page-cache folios mapped by one page-table
+  // entry each (madvise MADV_HUGEPAGE). Only a hint: Keel ignores the result.
+  // The default does nothing.
+  virtual int advise_huge_pages(void* addr, std::size_t len) {
+    (void)addr;
+    (void)len;
+    return 0;
+  }
   // msync(MS_SYNC) of [addr, addr+len) of a mapping made by mmap() above.
   virtual int msync(void* addr, std::size_t len) = 0;
   // Exclusive open-file-description lock on fd (F_OFD_SETLK, never plain

@@ -54,6 +54,9 @@ class posix final : public os {
     return p;
   }
   int munmap(void* addr, std::size_t len) override { return neg(::munmap(addr, len)); }
+  int advise_huge_pages(void* addr, std::size_t len) override {
+    return neg(::madvise(addr, len, MADV_HUGEPAGE));
+  }
   int msync(void* addr, std::size_t len) override { return neg(::msync(addr, len, MS_SYNC)); }
   int try_lock(int fd) override {
     struct flock fl {};

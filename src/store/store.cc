@@ -312,6 +312,7 @@ void store::impl::map() {
   if (!p) io::fail(path, "cannot map " + std::to_string(sb.max_size) + " bytes (max_size) of address space", err);
   base = static_cast<std::byte*>(p);
   map_len = sb.max_size;
+  if (opt.huge_pages) (void)sys->advise_huge_pages(p, map_len);  // a hint; 4 KiB pages work too
 }
 
 bool store::impl::check_meta() {

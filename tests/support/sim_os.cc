@@ -16,7 +16,7 @@ namespace keel_test {
 
 const char* op_name(op o) {
   static const char* names[] = {"open",      "pread", "pwrite", "fsync",  "fdatasync", "ftruncate",
-                                "fallocate", "mmap",  "msync",  "rename", "sync_dir"};
+                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise"};
   return names[static_cast<int>(o)];
 }
 
@@ -176,17 +176,27 @@ int sim_os::munmap(void* addr, std::size_t len) {
   return real_.munmap(addr, len);
 }
 
-int sim_os::msync(void* addr, std::size_t len) {
+std::string sim_os::path_of_mapping(const void* addr, std::uint64_t* off) const {
+  std::lock_guard g(mu_);
+  const auto* a = static_cast<const std::byte*>(addr);
   std::string p;
+  for (const auto& m : maps_)
+    if (a >= m.base && a < m.base + m.len) {
+      p = m.path;
+      *off = static_cast<std::uint64_t>(a - m.base);
+    }
+  return p;
+}
+
+int sim_os::advise_huge_pages(void* addr, std::size_t len) {
   std::uint64_t off = 0;
-  {
-    std::lock_guard g(mu_);
-    for (const auto& m : maps_)
-      if (static_cast<std::byte*>(addr) >= m.base && static_cast<std::byte*>(addr) < m.base + m.len) {
-        p = m.path;
-        off = static_cast<std::uint64_t>(static_cast<std::byte*>(addr) - m.base);
-      }
-  }
+  if (int e = before(op::advise, path_of_mapping(addr, &off))) return e;
+  return real_.advise_huge_pages(addr, len);
+}
+
+int sim_os::msync(void* addr, std::size_t len) {
+  std::uint64_t off = 0;
+  const std::string p = path_of_mapping(addr, &off);
   if (int e = before(op::msync, p)) return e;
   int r = real_.msync(addr, len);
   if (r == 0) make_durable(p, off, len);

@@ -19,7 +19,7 @@
 
 namespace keel_test {
 
-enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, count_ };
+enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, count_ };
 const char* op_name(op o);
 
 // How much of what was not synced reaches the disk at the power cut.
@@ -66,6 +66,7 @@ class sim_os final : public keel::os {
   std::int64_t file_size(int fd) override;
   void* mmap(int fd, std::size_t len, bool writable, int* err) override;
   int munmap(void* addr, std::size_t len) override;
+  int advise_huge_pages(void* addr, std::size_t len) override;  // op::advise
   int msync(void* addr, std::size_t len) override;
   int try_lock(int fd) override;
   int unlock(int fd) override;
@@ -82,6 +83,7 @@ class sim_os final : public keel::os {
     bool sticky = false;
     bool tripped = false;
   };
+  std::string path_of_mapping(const void* addr, std::uint64_t* off) const;
   struct mapping {
     std::byte* base;
     std::size_t len;
