@@ -49,6 +49,7 @@ struct config {
   int redis_reps = 3;
   int readers = 1;
   double mp_seconds = 2.0;
+  int mp_rounds = 3;  // multi-process: rounds of (alone, alone, together); the median is reported
   std::uint64_t wicked_ops = 300'000;
   std::uint64_t scan_len = 100;
   bool quick = false;

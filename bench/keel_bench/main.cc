@@ -95,7 +95,8 @@ void usage() {
       "  --reps=N            passes of each read workload; the best is reported (default 3)\n"
       "  --sample=N          1 in N operations timed alone for the histogram (default 8)\n"
       "  --restart_reps=N --kill_reps=N --kill_after_ms=MS --redis_reps=N\n"
-      "  --readers=R --mp_seconds=S   multi-process: reader processes, seconds per phase\n"
+      "  --readers=R --mp_seconds=S --mp_rounds=N   multi-process: reader processes, seconds per\n"
+      "                      phase, rounds (the median round is reported; default 3)\n"
       "  --wicked_ops=N --scan_len=N\n");
 }
 
@@ -192,6 +193,7 @@ int main(int argc, char** argv) {
       c.kill_after_ms = 200;
       c.redis_reps = 1;
       c.mp_seconds = 0.5;
+      c.mp_rounds = 1;
       c.wicked_ops = 40'000;
     }
   for (const auto& a : args) {
@@ -224,6 +226,7 @@ int main(int argc, char** argv) {
     else if (k == "--redis_reps") c.redis_reps = std::max(1, int(count(v, k)));
     else if (k == "--readers") c.readers = std::max(1, int(count(v, k)));
     else if (k == "--mp_seconds") c.mp_seconds = std::strtod(v.c_str(), nullptr);
+    else if (k == "--mp_rounds") c.mp_rounds = std::atoi(v.c_str());
     else if (k == "--wicked_ops") c.wicked_ops = count(v, k);
     else if (k == "--scan_len") c.scan_len = std::max<std::uint64_t>(1, count(v, k));
     // Child sub-modes (restart, multi-process, out_of_core.sh).
@@ -240,6 +243,7 @@ int main(int argc, char** argv) {
     }
   }
   if (c.num < 100) die("--num must be at least 100");
+  if (c.mp_rounds < 1 || c.mp_seconds <= 0) die("--mp_rounds must be at least 1 and --mp_seconds above 0");
 
   if (!ca.kind.empty()) {
     for (const auto& s : all_systems())
