@@ -33,7 +33,8 @@ inline keel::durability keel_mode(mode m) {
 }
 
 // What the Keel adapters share: one store file, Keel's default options
-// except the durability mode (what a user gets), one structure named
+// except the durability mode (what a user gets) and, with
+// --keel_huge_pages=1, options::huge_pages on; one structure named
 // "bench", one write transaction at a time. M is the structure type.
 template <class V, class M>
 class keel_store {
@@ -42,7 +43,7 @@ class keel_store {
   static constexpr bool kTxn = true, kPersistent = true, kMultiProcess = true;
   static constexpr mode kDefaultMode = mode::batch;  // keel::options default
 
-  explicit keel_store(std::string file_name) : file_name_(std::move(file_name)) {}
+  keel_store(std::string file_name, const config& c) : file_name_(std::move(file_name)), huge_pages_(c.keel_huge_pages) {}
 
   void create(const std::string& dir, mode m) {
     drop_files(path(dir));
@@ -54,6 +55,7 @@ class keel_store {
     o.mode = keel_mode(m);
     o.read_only = read_only;
     o.create_if_missing = !read_only;
+    o.huge_pages = huge_pages_;
     db_ = keel::store::open(path(dir), o);
     map_.emplace(M::open(*db_, "bench"));
   }
@@ -92,8 +94,10 @@ class keel_store {
   }
   std::string describe() {
     const keel::store_info in = db_->info();
-    return fmt::format("file {}, arena {}, log {}", human_bytes(double(in.file_size)), human_bytes(double(in.arena_used)),
-                       human_bytes(double(in.log_bytes)));
+    const double raw = double(map_->size()) * double(sizeof(std::uint64_t) + sizeof(V));
+    std::string vs_raw = raw > 0 ? fmt::format(" = {:.2f}x the raw keys+values", double(in.file_size) / raw) : "";
+    return fmt::format("file {}{}, arena {}, log {}", human_bytes(double(in.file_size)), vs_raw,
+                       human_bytes(double(in.arena_used)), human_bytes(double(in.log_bytes)));
   }
   std::uint64_t recovered() { return db_->info().recovered_records; }
 
@@ -104,6 +108,7 @@ class keel_store {
   std::string path(const std::string& dir) const { return dir + "/" + file_name_; }
 
   std::string file_name_;
+  bool huge_pages_ = false;
   std::unique_ptr<keel::store> db_;
   std::optional<M> map_;
   std::optional<keel::write_txn> tx_;
@@ -115,7 +120,7 @@ class keel_hash : public keel_store<V, keel::hash_map<std::uint64_t, V>> {
   static constexpr const char* kName = "keel";
   static constexpr bool kOrdered = false;
 
-  explicit keel_hash(const config&) : keel_store<V, keel::hash_map<std::uint64_t, V>>("hash.keel") {}
+  explicit keel_hash(const config& c) : keel_store<V, keel::hash_map<std::uint64_t, V>>("hash.keel", c) {}
   static std::string file(const std::string& dir) { return dir + "/hash.keel"; }
   static std::string data_file(const std::string& dir) { return file(dir); }
   static void drop(const std::string& dir) { keel_hash::drop_files(file(dir)); }

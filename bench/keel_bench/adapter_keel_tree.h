@@ -23,7 +23,7 @@ class keel_tree : public keel_store<V, keel::tree_map<std::uint64_t, V>> {
   static constexpr const char* kName = "keel-tree";
   static constexpr bool kOrdered = true;
 
-  explicit keel_tree(const config&) : keel_store<V, keel::tree_map<std::uint64_t, V>>("tree.keel") {}
+  explicit keel_tree(const config& c) : keel_store<V, keel::tree_map<std::uint64_t, V>>("tree.keel", c) {}
   static std::string file(const std::string& dir) { return dir + "/tree.keel"; }
   static std::string data_file(const std::string& dir) { return file(dir); }
   static void drop(const std::string& dir) { keel_tree::drop_files(file(dir)); }

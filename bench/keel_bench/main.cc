@@ -97,6 +97,7 @@ void usage() {
       "  --restart_reps=N --kill_reps=N --kill_after_ms=MS --redis_reps=N\n"
       "  --readers=R --mp_seconds=S --mp_rounds=N   multi-process: reader processes, seconds per\n"
       "                      phase, rounds (the median round is reported; default 3)\n"
+      "  --keel_huge_pages=0|1   keel::options::huge_pages of the Keel systems (default 0, as Keel's)\n"
       "  --wicked_ops=N --scan_len=N\n");
 }
 
@@ -227,6 +228,7 @@ int main(int argc, char** argv) {
     else if (k == "--readers") c.readers = std::max(1, int(count(v, k)));
     else if (k == "--mp_seconds") c.mp_seconds = std::strtod(v.c_str(), nullptr);
     else if (k == "--mp_rounds") c.mp_rounds = std::atoi(v.c_str());
+    else if (k == "--keel_huge_pages") c.keel_huge_pages = v != "0";
     else if (k == "--wicked_ops") c.wicked_ops = count(v, k);
     else if (k == "--scan_len") c.scan_len = std::max<std::uint64_t>(1, count(v, k));
     // Child sub-modes (restart, multi-process, out_of_core.sh).
