@@ -57,10 +57,8 @@ struct geom {
 inline std::uint64_t hash_of(const void* key, std::uint32_t ks, std::uint64_t seed) {
   return XXH3_64bits_withSeed(key, ks, seed);
 }
-inline std::uint8_t tag_of(std::uint64_t h) { return static_cast<std::uint8_t>(0x80 | (h & 0x7f)); }
-inline std::uint64_t home_of(std::uint64_t h, std::uint64_t groups) {
-  return groups == 1 ? 0 : h >> (64 - std::countr_zero(groups));
-}
+using detail::tag_of;
+inline std::uint64_t home_of(std::uint64_t h, std::uint64_t groups) { return detail::home_group(h, groups); }
 
 // Bit i set when control byte i of the group matches (shared with the
 // inline reader probe).

@@ -25,7 +25,6 @@ void check_name(std::string_view name, const std::string& path) {
 type_desc decode(const fmt::type_bytes& t) { return {t.code, t.align, t.size, t.fp}; }
 fmt::type_bytes encode(const type_desc& t) { return {t.code, t.align, t.size, t.fp}; }
 
-
 // Walks every slot of every catalog page. get(off, len) returns readable
 // bytes; visit(slot_offset, slot) returns true to stop.
 template <class Get, class Visit>

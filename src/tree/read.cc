@@ -13,7 +13,6 @@ void corrupt(const std::string& path, std::uint64_t off, const std::string& what
 
 namespace {
 
-
 template <class R>
 std::uint64_t find_root(R& r, std::string_view name, kind k, detail::tree_shape s, type_desc key, type_desc value) {
   const auto e = r.find(name);

@@ -88,15 +88,22 @@ probe_table probe_view(const read_view& v, const std::byte* desc) {
           load64(desc + 32)};
 }
 
+// The slot tag of a hash (high bit set: a full slot) and its home group: the
+// top log2(groups) bits (none when groups == 1). The writer (src/hash) uses
+// these same two functions, so readers and writer agree on where a key lives.
+inline std::uint8_t tag_of(std::uint64_t h) noexcept { return static_cast<std::uint8_t>(0x80 | (h & 0x7f)); }
+inline std::uint64_t home_group(std::uint64_t h, std::uint64_t groups) noexcept {
+  return (h >> 1) >> (63 - std::countr_zero(groups));
+}
+
 // Looks key up in one table; groups below dead_below were moved out already
 // and are probed through but never matched.
 template <class K, class V>
 [[gnu::always_inline]] inline bool map_probe_table(const probe_table& t, const K& key, std::uint64_t h, std::uint64_t dead_below, V& out) {
   using L = map_layout<sizeof(K), sizeof(V)>;
-  const auto tag = static_cast<std::uint8_t>(0x80 | (h & 0x7f));
+  const std::uint8_t tag = tag_of(h);
   const std::uint64_t mask = t.groups - 1;
-  // Home group: the top log2(groups) bits of h (none when groups == 1).
-  std::uint64_t gi = (h >> 1) >> (63 - std::countr_zero(t.groups));
+  std::uint64_t gi = home_group(h, t.groups);
   for (std::uint64_t p = 0; p <= t.max_probe; ++p, gi = (gi + 1) & mask) {
     const std::byte* c = t.ctrl + gi * 16;
     if (gi >= dead_below)  // moved groups: probe through, never match
@@ -293,18 +300,17 @@ std::size_t map_probe_many(const read_view& v, std::uint64_t root, layout_cache&
   constexpr std::size_t kWindow = 16;
   map_probe_state s;
   map_probe_layout<K, V>(v, root, c, s);
-  const int shift = 64 - std::countr_zero(s.cur.groups);
   std::size_t found = 0;
   for (std::size_t at = 0; at < n; at += kWindow) {
     const std::size_t w = std::min(kWindow, n - at);
     std::uint64_t h[kWindow], home[kWindow];
     for (std::size_t i = 0; i < w; ++i) {
       h[i] = XXH3_64bits_withSeed(&keys[at + i], sizeof(K), s.seed);
-      home[i] = s.cur.groups == 1 ? 0 : h[i] >> shift;
+      home[i] = home_group(h[i], s.cur.groups);
       __builtin_prefetch(s.cur.ctrl + home[i] * 16);
     }
     for (std::size_t i = 0; i < w; ++i) {
-      const std::uint32_t m = group_match(s.cur.ctrl + home[i] * 16, static_cast<std::uint8_t>(0x80 | (h[i] & 0x7f)));
+      const std::uint32_t m = group_match(s.cur.ctrl + home[i] * 16, tag_of(h[i]));
       if (m != 0)
         __builtin_prefetch(s.cur.slots + L::slot_off(0, home[i] * 16 + static_cast<std::uint64_t>(std::countr_zero(m))));
     }
