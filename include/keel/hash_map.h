@@ -97,7 +97,7 @@ class hash_map {
   // flight; anything unusual goes to store::read.)
   [[gnu::always_inline]] std::optional<V> get(const K& key) const {
     V out;
-    const int r = detail::map_probe_fast(*db_, root_, cache_, key, out);
+    const int r = detail::map_probe_fast(*db_, root_ptr_, cache_, key, out);
     if (r < 0) [[unlikely]]
       return get_read(key);
     return r != 0 ? std::optional<V>(out) : std::nullopt;
@@ -185,7 +185,7 @@ class hash_map {
   std::uint64_t root() const noexcept { return root_; }
 
  private:
-  hash_map(store& db, std::uint64_t root) : db_(&db), root_(root) {}
+  hash_map(store& db, std::uint64_t root) : db_(&db), root_(root), root_ptr_(db.mapping() + root) {}
   [[gnu::noinline]] std::optional<V> get_read(const K& key) const {
     return db_->read([&](const read_view& v) { return get(v, key); });
   }
@@ -203,6 +203,7 @@ class hash_map {
 
   store* db_;
   std::uint64_t root_;
+  const std::byte* root_ptr_;  // the root block in the mapping (which never moves)
   mutable detail::layout_cache cache_;  // the root's checked layout, shared by this handle's readers
 };
 

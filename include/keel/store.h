@@ -105,16 +105,15 @@ class store {
   }
 
   // Optimistic reads, for the inline fast paths of structures (how
-  // hash_map::get skips building a read_view). optimistic_begin returns
-  // false when the store is closed or a commit is applying: use read()
-  // then. Everything read between a true begin and a true
+  // hash_map::get skips building a read_view). optimistic_begin returns a
+  // token, odd when the store is closed or a commit is applying: use read()
+  // then. Everything read between an even token and a true
   // optimistic_validate(token) is one committed state; after a false
   // validate, discard it. No bounds are offered: follow only offsets checked
   // earlier against a read_view of this store (the arena never shrinks).
-  bool optimistic_begin(std::uint64_t& token) const noexcept {
-    if (closed_) [[unlikely]] return false;
-    token = std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_acquire);
-    return (token & 1) == 0;
+  std::uint64_t optimistic_begin() const noexcept {
+    if (closed_) [[unlikely]] return 1;
+    return std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_acquire);
   }
   bool optimistic_validate(std::uint64_t token) const noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);

@@ -44,8 +44,11 @@ template <std::uint32_t KS, std::uint32_t VS>
 struct map_layout {
   static constexpr std::uint32_t slot = ((KS + VS < 8 ? 8 : KS + VS) + 7) / 8 * 8;
   static constexpr std::uint32_t spp = 4096 / slot;  // slots per page; none crosses a page
+  // idx < 2^32 (groups <= 2^28), so the quotient is taken in 32 bits: one
+  // multiply instead of a 128-bit one, on the lookup's critical path.
   static constexpr std::uint64_t slot_off(std::uint64_t slots, std::uint64_t idx) {
-    return slots + idx / spp * 4096 + idx % spp * slot;
+    const auto i = static_cast<std::uint32_t>(idx);
+    return slots + std::uint64_t{i / spp} * 4096 + std::uint64_t{i % spp} * slot;
   }
 };
 
@@ -96,19 +99,24 @@ inline std::uint64_t home_group(std::uint64_t h, std::uint64_t groups) noexcept 
   return (h >> 1) >> (63 - std::countr_zero(groups));
 }
 
-// Looks key up in one table; groups below dead_below were moved out already
+// Looks key up from group gi of a table of mask + 1 groups, at most
+// max_probe groups further; groups below dead_below were moved out already
 // and are probed through but never matched.
 template <class K, class V>
-[[gnu::always_inline]] inline bool map_probe_table(const probe_table& t, const K& key, std::uint64_t h, std::uint64_t dead_below, V& out) {
+[[gnu::always_inline]] inline bool map_probe_groups(const std::byte* ctrl, const std::byte* slots, std::uint64_t mask,
+                                                    std::uint64_t gi, std::uint64_t max_probe, std::uint8_t tag,
+                                                    std::uint64_t dead_below, const K& key, V& out) {
   using L = map_layout<sizeof(K), sizeof(V)>;
-  const std::uint8_t tag = tag_of(h);
-  const std::uint64_t mask = t.groups - 1;
-  std::uint64_t gi = home_group(h, t.groups);
-  for (std::uint64_t p = 0; p <= t.max_probe; ++p, gi = (gi + 1) & mask) {
-    const std::byte* c = t.ctrl + gi * 16;
+  // Start the home group's slot page (its TLB walk, and the line of its
+  // first slots, where the writer puts a group's entries first) while the
+  // control group is still loading: the slot access that follows a control
+  // match then misses the cache only, not the TLB as well.
+  __builtin_prefetch(slots + L::slot_off(0, gi * 16 + 4));
+  for (std::uint64_t p = 0; p <= max_probe; ++p, gi = (gi + 1) & mask) {
+    const std::byte* c = ctrl + gi * 16;
     if (gi >= dead_below)  // moved groups: probe through, never match
       for (std::uint32_t m = group_match(c, tag); m != 0; m &= m - 1) {
-        const std::byte* s = t.slots + L::slot_off(0, gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m)));
+        const std::byte* s = slots + L::slot_off(0, gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m)));
         if (std::memcmp(s, &key, sizeof(K)) == 0) {
           std::memcpy(&out, s + sizeof(K), sizeof(V));
           return true;
@@ -117,6 +125,14 @@ template <class K, class V>
     if (group_match(c, 0) != 0) return false;  // an empty slot ends the probe
   }
   return false;
+}
+
+// Looks key up in one table (see map_probe_groups).
+template <class K, class V>
+[[gnu::always_inline]] inline bool map_probe_table(const probe_table& t, const K& key, std::uint64_t h,
+                                                   std::uint64_t dead_below, V& out) {
+  return map_probe_groups(t.ctrl, t.slots, t.groups - 1, home_group(h, t.groups), t.max_probe, tag_of(h), dead_below,
+                          key, out);
 }
 
 // The root's tables, checked enough for probing.
@@ -151,10 +167,20 @@ map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
 // whenever that layout changes, docs/FORMAT.md "Hash map") is the one it was
 // taken at, and the arena has not shrunk below the end it was checked
 // against (it never does). Only a state read in an unchanged view (one
-// committed state) is stored. Threads share it through its own seqlock:
-// readers never wait, and a fill that loses a race is simply skipped.
+// committed state) is stored.
+//
+// Threads share it without a lock on the read side. A fill (one at a time:
+// a fill that finds another running is skipped) first sets end_gen_ to
+// kNone, then writes the fields, then the generation into begin_gen_ and
+// fast_gen_, then into end_gen_. A reader takes a begin generation, the
+// fields, and end_gen_, and keeps the fields only when both generations
+// are the root's current one: a fill that overlapped it changed end_gen_
+// first. Two fills of one generation write the same fields (the layout is
+// a function of the generation), so reading across them is harmless.
 class layout_cache {
  public:
+  static constexpr std::uint64_t kNone = ~std::uint64_t{0};  // no root's generation reaches it
+
   layout_cache() = default;
   layout_cache(const layout_cache&) noexcept {}  // a copy starts empty
   layout_cache& operator=(const layout_cache&) noexcept {
@@ -166,54 +192,74 @@ class layout_cache {
   // when it holds the layout of root block r at generation gen, checked
   // against an arena end at most hi.
   bool get(const std::byte* r, std::uint64_t gen, std::uint64_t hi, map_probe_state& s) const noexcept {
-    std::uint64_t cached_gen;
-    return load<true>(r, cached_gen, hi, s) && cached_gen == gen;
-  }
-  // The same for a lookup without a read_view: r is only trusted (and its
-  // generation only read, by the caller) when the cache holds it; gen gets
-  // the cached generation, and of the old table only its groups are set.
-  bool get(const std::byte* r, std::uint64_t& gen, map_probe_state& s) const noexcept {
-    return load<false>(r, gen, 0, s);
+    if (gen == kNone || acq(begin_gen_) != gen || ld(root_) != r || ld(hi_) > hi) return false;
+    s.seed = ld(seed_);
+    s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
+    s.old = {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0};
+    return still(gen);
   }
   void put(const std::byte* r, std::uint64_t gen, std::uint64_t hi, const map_probe_state& s) noexcept {
-    std::uint32_t v = ver_.load(std::memory_order_relaxed);
-    if ((v & 1) != 0 || !ver_.compare_exchange_strong(v, v + 1, std::memory_order_acquire)) return;
+    bool busy = false;
+    if (!filling_.compare_exchange_strong(busy, true, std::memory_order_acquire)) return;
+    st(end_gen_, kNone);
     std::atomic_thread_fence(std::memory_order_release);
-    st(root_, r), st(gen_, gen), st(hi_, hi), st(seed_, s.seed);
+    st(root_, r), st(hi_, hi), st(seed_, s.seed), st(shift_, shift_of(s.cur.groups));
     st(cur_.ctrl, s.cur.ctrl), st(cur_.slots, s.cur.slots), st(cur_.groups, s.cur.groups);
     st(old_.ctrl, s.old.ctrl), st(old_.slots, s.old.slots), st(old_.groups, s.old.groups);
-    ver_.store(v + 2, std::memory_order_release);
+    rel(begin_gen_, r == nullptr ? kNone : gen);
+    rel(fast_gen_, r == nullptr || s.old.groups != 0 ? kNone : gen);
+    rel(end_gen_, r == nullptr ? kNone : gen);
+    filling_.store(false, std::memory_order_release);
   }
   void clear() noexcept { put(nullptr, 0, 0, map_probe_state{}); }
 
- private:
-  // One consistent read of the cache (its seqlock) when it holds root r.
-  template <bool kFull>
-  bool load(const std::byte* r, std::uint64_t& gen, std::uint64_t hi, map_probe_state& s) const noexcept {
-    const std::uint32_t v = ver_.load(std::memory_order_acquire);
-    if ((v & 1) != 0 || ld(root_) != r) return false;
-    if constexpr (kFull)
-      if (ld(hi_) > hi) return false;
-    gen = ld(gen_);
-    s.seed = ld(seed_);
-    s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
-    s.old.groups = ld(old_.groups);
-    if constexpr (kFull) s.old = {ld(old_.ctrl), ld(old_.slots), s.old.groups, 0};
+  // For the lookup without a read_view (map_probe_fast), which only asks
+  // for the current table when no resize runs: the generation to compare
+  // with the root's (kNone when there is no such table), the fields, and
+  // still(gen) after them.
+  std::uint64_t fast_gen() const noexcept { return acq(fast_gen_); }
+  std::uint64_t seed() const noexcept { return ld(seed_); }
+  const std::byte* ctrl() const noexcept { return ld(cur_.ctrl); }
+  const std::byte* slots() const noexcept { return ld(cur_.slots); }
+  std::uint64_t groups() const noexcept { return ld(cur_.groups); }
+  std::uint32_t shift() const noexcept { return ld(shift_); }  // home_group's shift for groups()
+  // No fill overlapped the reads since the begin generation gen was taken.
+  bool still(std::uint64_t gen) const noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
-    return ver_.load(std::memory_order_relaxed) == v;
+    return ld(end_gen_) == gen;
+  }
+
+ private:
+  static std::uint32_t shift_of(std::uint64_t groups) noexcept {
+    return groups == 0 ? 0 : static_cast<std::uint32_t>(63 - std::countr_zero(groups));
   }
   template <class T>
   static T ld(const T& x) noexcept {
     return std::atomic_ref<T>(const_cast<T&>(x)).load(std::memory_order_relaxed);
   }
   template <class T>
+  static T acq(const T& x) noexcept {
+    return std::atomic_ref<T>(const_cast<T&>(x)).load(std::memory_order_acquire);
+  }
+  template <class T>
   static void st(T& x, T v) noexcept {
     std::atomic_ref<T>(x).store(v, std::memory_order_relaxed);
   }
-  mutable std::atomic<std::uint32_t> ver_{0};  // odd while a fill runs
+  template <class T>
+  static void rel(T& x, T v) noexcept {
+    std::atomic_ref<T>(x).store(v, std::memory_order_release);
+  }
+  // The fast path's fields first, in one cache line.
+  alignas(64) std::uint64_t fast_gen_ = kNone;
+  std::uint64_t seed_ = 0;
+  probe_table cur_{};
+  std::uint32_t shift_ = 0;
+  std::uint64_t end_gen_ = kNone;
+  std::uint64_t begin_gen_ = kNone;
   const std::byte* root_ = nullptr;
-  std::uint64_t gen_ = 0, hi_ = 0, seed_ = 0;
-  probe_table cur_{}, old_{};
+  std::uint64_t hi_ = 0;
+  probe_table old_{};
+  std::atomic<bool> filling_{false};
 };
 
 // The old table during a resize (out of line: most lookups never get here).
@@ -267,24 +313,31 @@ template <class K, class V>
 }
 
 // A lookup without a read_view (store::optimistic_begin): 1 found, 0
-// absent, -1 when it cannot answer alone (nothing cached for this root yet,
-// another layout generation, a resize running, a commit applying or one
-// that overlapped it, a bad max probe): then take store::read.
+// absent, -1 when it cannot answer alone (nothing cached yet, another
+// layout generation, a resize running, a commit applying or one that
+// overlapped it, a fill of the cache that overlapped it, a bad max probe):
+// then take store::read. r is the root block in db's mapping (fixed for
+// the handle: the mapping never moves). Every load here counts: a loop of
+// gets overlaps as many lookups' cache misses as the CPU's window holds.
 template <class K, class V>
-[[gnu::always_inline]] inline int map_probe_fast(const store& db, std::uint64_t root, const layout_cache& c,
+[[gnu::always_inline]] inline int map_probe_fast(const store& db, const std::byte* r, const layout_cache& c,
                                                  const K& key, V& out) {
-  std::uint64_t token, gen;
-  if (!db.optimistic_begin(token)) [[unlikely]]
+  const std::uint64_t token = db.optimistic_begin();
+  if ((token & 1) != 0) [[unlikely]]
     return -1;
-  const std::byte* r = db.mapping() + root;
-  map_probe_state s;
-  if (!c.get(r, gen, s) || s.old.groups != 0) [[unlikely]]
+  // An empty or resizing cache has fast_gen kNone, which no root's
+  // generation reaches; a corrupt root that claims it still only probes a
+  // table checked earlier (or none: groups 0).
+  const std::uint64_t gen = c.fast_gen();
+  if (load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
     return -1;
-  s.cur.max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
-  if (load64(r + offsetof(map_root_bytes, layout_gen)) != gen || s.cur.max_probe >= s.cur.groups) [[unlikely]]
+  const std::uint64_t groups = c.groups(), max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
+  if (max_probe >= groups) [[unlikely]]
     return -1;
-  const bool found = map_probe_table(s.cur, key, XXH3_64bits_withSeed(&key, sizeof(K), s.seed), 0, out);
-  if (!db.optimistic_validate(token)) [[unlikely]]
+  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), c.seed());
+  const std::uint64_t home = (h >> 1) >> c.shift();
+  const bool found = map_probe_groups(c.ctrl(), c.slots(), groups - 1, home, max_probe, tag_of(h), 0, key, out);
+  if (!c.still(gen) || !db.optimistic_validate(token)) [[unlikely]]
     return -1;
   return found ? 1 : 0;
 }
