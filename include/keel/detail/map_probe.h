@@ -101,8 +101,9 @@ inline std::uint64_t home_group(std::uint64_t h, std::uint64_t groups) noexcept 
 
 // Looks key up from group gi of a table of mask + 1 groups, at most
 // max_probe groups further; groups below dead_below were moved out already
-// and are probed through but never matched.
-template <class K, class V>
+// and are probed through but never matched. kPrefetch: see below (off for
+// callers that prefetched the candidate slot themselves).
+template <class K, class V, bool kPrefetch = true>
 [[gnu::always_inline]] inline bool map_probe_groups(const std::byte* ctrl, const std::byte* slots, std::uint64_t mask,
                                                     std::uint64_t gi, std::uint64_t max_probe, std::uint8_t tag,
                                                     std::uint64_t dead_below, const K& key, V& out) {
@@ -111,7 +112,7 @@ template <class K, class V>
   // first slots, where the writer puts a group's entries first) while the
   // control group is still loading: the slot access that follows a control
   // match then misses the cache only, not the TLB as well.
-  __builtin_prefetch(slots + L::slot_off(0, gi * 16 + 4));
+  if constexpr (kPrefetch) __builtin_prefetch(slots + L::slot_off(0, gi * 16 + 4));
   for (std::uint64_t p = 0; p <= max_probe; ++p, gi = (gi + 1) & mask) {
     const std::byte* c = ctrl + gi * 16;
     if (gi >= dead_below)  // moved groups: probe through, never match
@@ -128,10 +129,10 @@ template <class K, class V>
 }
 
 // Looks key up in one table (see map_probe_groups).
-template <class K, class V>
+template <class K, class V, bool kPrefetch = true>
 [[gnu::always_inline]] inline bool map_probe_table(const probe_table& t, const K& key, std::uint64_t h,
                                                    std::uint64_t dead_below, V& out) {
-  return map_probe_groups(t.ctrl, t.slots, t.groups - 1, home_group(h, t.groups), t.max_probe, tag_of(h), dead_below,
+  return map_probe_groups<K, V, kPrefetch>(t.ctrl, t.slots, t.groups - 1, home_group(h, t.groups), t.max_probe, tag_of(h), dead_below,
                           key, out);
 }
 
@@ -369,7 +370,7 @@ std::size_t map_probe_many(const read_view& v, std::uint64_t root, layout_cache&
     }
     for (std::size_t i = 0; i < w; ++i) {
       V val;
-      if (map_probe_table(s.cur, keys[at + i], h[i], 0, val) ||
+      if (map_probe_table<K, V, false>(s.cur, keys[at + i], h[i], 0, val) ||
           (s.old.groups != 0 && map_probe_table(s.old, keys[at + i], h[i], s.migrate, val))) {
         out[at + i] = val;
         ++found;
