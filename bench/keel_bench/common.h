@@ -49,7 +49,8 @@ struct config {
   int redis_reps = 3;
   int readers = 1;
   double mp_seconds = 2.0;
-  int mp_rounds = 3;             // multi-process: rounds of (alone, alone, together); the median is reported
+  int mp_rounds = 3;
+  int interleave_rounds = 7;      // read-interleaved: rounds of one pass per system; medians are reported             // multi-process: rounds of (alone, alone, together); the median is reported
   bool keel_huge_pages = false;  // keel::options::huge_pages of the Keel systems (--keel_huge_pages=0|1)
   std::uint64_t wicked_ops = 300'000;
   std::uint64_t scan_len = 100;
@@ -130,6 +131,14 @@ inline std::uint64_t check_val(const val<N>& v, std::uint64_t key) {
   make_val(want, key, version);
   return std::memcmp(want.b, v.b, N) == 0 ? version : 0;
 }
+
+// A filled store kept open for read-interleaved (suite.h live_reads_of).
+struct live_reads {
+  virtual ~live_reads() = default;
+  // One pass of lookups of the present keys q; returns its seconds and adds
+  // wrong or missing answers to bad.
+  virtual double pass(const std::vector<std::uint64_t>& q, std::uint64_t& bad) = 0;
+};
 
 // ---- results
 

@@ -30,14 +30,14 @@ extern bool g_histogram_tables;
 
 const std::vector<system_entry>& all_systems() {
   static const std::vector<system_entry> s = {
-      {"keel", run_keel, child_keel, "keel::hash_map<u64, V>, one lock-free read per get"},
+      {"keel", run_keel, child_keel, "keel::hash_map<u64, V>, one lock-free read per get", live_keel},
 #ifdef KEEL_BENCH_TREE
-      {"keel-tree", run_keel_tree, child_keel_tree, "keel::tree_map<u64, V> (B+tree)"},
+      {"keel-tree", run_keel_tree, child_keel_tree, "keel::tree_map<u64, V> (B+tree)", live_keel_tree},
 #endif
-      {"lmdb", run_lmdb, child_lmdb, "LMDB, MDB_INTEGERKEY | MDB_WRITEMAP"},
-      {"boost", run_boost, nullptr, "boost::unordered_map in a Boost.Interprocess managed_mapped_file"},
-      {"absl", run_absl, nullptr, "absl::flat_hash_map in RAM (the ceiling)"},
-      {"btree", run_btree, nullptr, "absl::btree_map in RAM (the ordered ceiling)"},
+      {"lmdb", run_lmdb, child_lmdb, "LMDB, MDB_INTEGERKEY | MDB_WRITEMAP", live_lmdb},
+      {"boost", run_boost, nullptr, "boost::unordered_map in a Boost.Interprocess managed_mapped_file", live_boost},
+      {"absl", run_absl, nullptr, "absl::flat_hash_map in RAM (the ceiling)", live_absl},
+      {"btree", run_btree, nullptr, "absl::btree_map in RAM (the ordered ceiling)", live_btree},
       {"redis", run_redis, nullptr, "redis-server: restart (RDB load) only"},
   };
   return s;
@@ -47,7 +47,8 @@ namespace {
 
 const std::vector<std::string> kBenchmarks = {"fill-seq", "append",   "fill-random", "read-random",
                                               "read-miss", "read-seq", "scan",        "overwrite",
-                                              "erase",     "wicked",   "restart",     "multi-process"};
+                                              "erase",     "wicked",   "restart",     "multi-process",
+                                              "read-interleaved"};
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -81,7 +82,7 @@ void usage() {
       "  --value_size=B      16, 32, 100, 256 or 1000 (default 32)\n"
       "  --benchmarks=a,b    workloads, run in this order per system (default all):\n"
       "                      fill-seq, append, fill-random, read-random, read-miss, read-seq, scan,\n"
-      "                      overwrite, erase, wicked, restart, multi-process\n"
+      "                      overwrite, erase, wicked, restart, multi-process, read-interleaved\n"
       "  --systems=a,b       keel, keel-tree, lmdb, boost, absl, btree, redis (default all built)\n"
       "  --quick             tiny sizes (CI); exit status still reflects every check\n"
       "  --dir=DIR           where files go (default a temp dir under the build dir, removed at the end)\n"
@@ -98,7 +99,8 @@ void usage() {
       "  --readers=R --mp_seconds=S --mp_rounds=N   multi-process: reader processes, seconds per\n"
       "                      phase, rounds (the median round is reported; default 3)\n"
       "  --keel_huge_pages=0|1   keel::options::huge_pages of the Keel systems (default 0, as Keel's)\n"
-      "  --wicked_ops=N --scan_len=N\n");
+      "  --wicked_ops=N --scan_len=N\n"
+      "  --interleave_rounds=N   read-interleaved: rounds of one lookup pass per system (default 7)\n");
 }
 
 std::string first_line_with(const char* file, const char* key) {
@@ -195,6 +197,7 @@ int main(int argc, char** argv) {
       c.redis_reps = 1;
       c.mp_seconds = 0.5;
       c.mp_rounds = 1;
+      c.interleave_rounds = 2;
       c.wicked_ops = 40'000;
     }
   for (const auto& a : args) {
@@ -228,6 +231,7 @@ int main(int argc, char** argv) {
     else if (k == "--readers") c.readers = std::max(1, int(count(v, k)));
     else if (k == "--mp_seconds") c.mp_seconds = std::strtod(v.c_str(), nullptr);
     else if (k == "--mp_rounds") c.mp_rounds = std::atoi(v.c_str());
+    else if (k == "--interleave_rounds") c.interleave_rounds = std::atoi(v.c_str());
     else if (k == "--keel_huge_pages") c.keel_huge_pages = v != "0";
     else if (k == "--wicked_ops") c.wicked_ops = count(v, k);
     else if (k == "--scan_len") c.scan_len = std::max<std::uint64_t>(1, count(v, k));
@@ -246,6 +250,7 @@ int main(int argc, char** argv) {
   }
   if (c.num < 100) die("--num must be at least 100");
   if (c.mp_rounds < 1 || c.mp_seconds <= 0) die("--mp_rounds must be at least 1 and --mp_seconds above 0");
+  if (c.interleave_rounds < 1) die("--interleave_rounds must be at least 1");
 
   if (!ca.kind.empty()) {
     for (const auto& s : all_systems())
@@ -300,6 +305,19 @@ int main(int argc, char** argv) {
       rep.add(std::move(r));
     }
     std::filesystem::remove_all(c.dir + "/" + s.name);
+  }
+  if (c.want("read-interleaved")) {
+    try {
+      run_interleaved(c, rep);
+    } catch (const std::exception& e) {
+      fmt::print("read-interleaved: FAILED: {}\n", e.what());
+      result r;
+      r.workload = "error";
+      r.system = "read-interleaved";
+      r.mismatches = 1;
+      r.note = e.what();
+      rep.add(std::move(r));
+    }
   }
   rep.summary(c);
   fmt::print("load average at end: {}\n", loadavg());

@@ -12,6 +12,8 @@ struct system_entry {
   void (*run)(const config&, reporter&);
   int (*child)(const config&, const child_args&);  // nullptr: no child modes
   const char* what;
+  // A filled store in dir for read-interleaved; nullptr: not part of it.
+  std::unique_ptr<live_reads> (*live)(const config&, const std::string& dir) = nullptr;
 };
 
 const std::vector<system_entry>& all_systems();
@@ -26,5 +28,13 @@ void run_boost(const config&, reporter&);
 void run_absl(const config&, reporter&);
 void run_btree(const config&, reporter&);
 void run_redis(const config&, reporter&);
+std::unique_ptr<live_reads> live_keel(const config&, const std::string&);
+std::unique_ptr<live_reads> live_keel_tree(const config&, const std::string&);
+std::unique_ptr<live_reads> live_lmdb(const config&, const std::string&);
+std::unique_ptr<live_reads> live_boost(const config&, const std::string&);
+std::unique_ptr<live_reads> live_absl(const config&, const std::string&);
+std::unique_ptr<live_reads> live_btree(const config&, const std::string&);
+// read-interleaved over the wanted systems that have a live store.
+void run_interleaved(const config&, reporter&);
 
 }  // namespace kb
