@@ -203,7 +203,8 @@ inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const voi
     const std::byte* c = tx.bytes(t.ctrl + gi * kGroup, kGroup);
     const std::uint32_t free = match_free(c);
     if (free == 0) continue;
-    const int i = std::countr_zero(free);
+    const unsigned pref = detail::preferred_slot(h);
+    const int i = (free >> pref) & 1 ? static_cast<int>(pref) : std::countr_zero(free);
     const bool was_empty = static_cast<std::uint8_t>(c[i]) == fmt::kCtrlEmpty;
     const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(i);
     *tx.mut_bytes(t.ctrl + idx, 1) = static_cast<std::byte>(tag_of(h));
