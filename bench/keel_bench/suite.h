@@ -702,6 +702,21 @@ class suite {
   std::uint64_t erase_pos_ = 0;
 };
 
+// Puts rkey(0..num) at version 1 into a created store, in index order,
+// c.batch per transaction (the build child and read-interleaved).
+template <class A>
+void fill_index_order(A& db, const config& c) {
+  typename A::value_type v;
+  for (std::uint64_t i = 0; i < c.num; i += c.batch) {
+    db.begin();
+    for (std::uint64_t j = i; j < std::min(c.num, i + c.batch); ++j) {
+      make_val(v, rkey(j), 1);
+      db.put(rkey(j), v);
+    }
+    db.commit();
+  }
+}
+
 // ---- child processes (restart, multi-process, out-of-core)
 
 struct child_args {
@@ -832,14 +847,7 @@ int child_main(const config& c, const child_args& a) {
     const auto t0 = clk::now();
     A db(c);
     db.create(d, A::kTxn ? mode::batch : mode::none);
-    for (std::uint64_t i = 0; i < c.num; i += c.batch) {
-      db.begin();
-      for (std::uint64_t j = i; j < std::min(c.num, i + c.batch); ++j) {
-        make_val(v, rkey(j), 1);
-        db.put(rkey(j), v);
-      }
-      db.commit();
-    }
+    fill_index_order(db, c);
     const std::string desc = db.describe();
     db.close();
     std::printf("built=%llu secs=%.2f file=%llu  (%s)\n", (unsigned long long)c.num, secs_since(t0),
@@ -849,18 +857,25 @@ int child_main(const config& c, const child_args& a) {
   die("unknown child kind " + a.kind);
 }
 
-// Value-size dispatch: the sizes keel-bench is compiled for.
-template <template <class> class A>
-void run_system(const config& c, reporter& r) {
+// Value-size dispatch: f.template operator()<A<val<N>>>() for the sizes
+// keel-bench is compiled for.
+template <template <class> class A, class F>
+decltype(auto) for_value_size(const config& c, F&& f) {
   switch (c.value_size) {
-    case 16: suite<A<val<16>>>(c, r).run(); break;
-    case 32: suite<A<val<32>>>(c, r).run(); break;
-    case 100: suite<A<val<100>>>(c, r).run(); break;
-    case 256: suite<A<val<256>>>(c, r).run(); break;
-    case 1000: suite<A<val<1000>>>(c, r).run(); break;
+    case 16: return f.template operator()<A<val<16>>>();
+    case 32: return f.template operator()<A<val<32>>>();
+    case 100: return f.template operator()<A<val<100>>>();
+    case 256: return f.template operator()<A<val<256>>>();
+    case 1000: return f.template operator()<A<val<1000>>>();
     default: die(fmt::format("--value_size={} not compiled in (16, 32, 100, 256, 1000)", c.value_size));
   }
 }
+
+template <template <class> class A>
+void run_system(const config& c, reporter& r) {
+  for_value_size<A>(c, [&]<class S>() { suite<S>(c, r).run(); });
+}
+
 // ---- read-interleaved: every system's store filled and open at once, then
 // rounds of one lookup pass per system in turn, so that a machine whose
 // speed drifts over minutes (other tenants of the host) shifts all systems
@@ -870,15 +885,7 @@ class live_reads_of final : public live_reads {
  public:
   live_reads_of(const config& c, const std::string& dir) : db_(c) {
     db_.create(dir, A::kTxn ? c.modes.front() : mode::none);
-    V v;
-    for (std::uint64_t i = 0; i < c.num; i += c.batch) {
-      db_.begin();
-      for (std::uint64_t j = i; j < std::min(c.num, i + c.batch); ++j) {
-        make_val(v, rkey(j), 1);
-        db_.put(rkey(j), v);
-      }
-      db_.commit();
-    }
+    fill_index_order(db_, c);
   }
   ~live_reads_of() override { db_.close(); }
   double pass(const std::vector<std::uint64_t>& q, std::uint64_t& bad) override {
@@ -902,26 +909,14 @@ class live_reads_of final : public live_reads {
 
 template <template <class> class A>
 std::unique_ptr<live_reads> open_live_reads(const config& c, const std::string& dir) {
-  switch (c.value_size) {
-    case 16: return std::make_unique<live_reads_of<A<val<16>>>>(c, dir);
-    case 32: return std::make_unique<live_reads_of<A<val<32>>>>(c, dir);
-    case 100: return std::make_unique<live_reads_of<A<val<100>>>>(c, dir);
-    case 256: return std::make_unique<live_reads_of<A<val<256>>>>(c, dir);
-    case 1000: return std::make_unique<live_reads_of<A<val<1000>>>>(c, dir);
-    default: die(fmt::format("--value_size={} not compiled in", c.value_size));
-  }
+  return for_value_size<A>(c, [&]<class S>() -> std::unique_ptr<live_reads> {
+    return std::make_unique<live_reads_of<S>>(c, dir);
+  });
 }
 
 template <template <class> class A>
 int run_child(const config& c, const child_args& a) {
-  switch (c.value_size) {
-    case 16: return child_main<A<val<16>>>(c, a);
-    case 32: return child_main<A<val<32>>>(c, a);
-    case 100: return child_main<A<val<100>>>(c, a);
-    case 256: return child_main<A<val<256>>>(c, a);
-    case 1000: return child_main<A<val<1000>>>(c, a);
-    default: die(fmt::format("--value_size={} not compiled in", c.value_size));
-  }
+  return for_value_size<A>(c, [&]<class S>() { return child_main<S>(c, a); });
 }
 
 }  // namespace kb
