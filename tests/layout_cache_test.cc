@@ -37,7 +37,7 @@ const std::byte* const kRoot = ptr(0x4000);
 TEST_CASE("an empty cache answers nothing") {
   layout_cache c;
   map_probe_state s{};
-  CHECK(c.fast_gen() == layout_cache::kNone);
+  CHECK(c.begin_gen() == layout_cache::kNone);
   CHECK_FALSE(c.get(kRoot, 0, ~u64{0}, s));
   CHECK_FALSE(c.get(kRoot, layout_cache::kNone, ~u64{0}, s));
   CHECK(c.groups() == 0);  // the fast path's max-probe check then refuses
@@ -60,7 +60,7 @@ TEST_CASE("a fill answers for its root, its generation and arenas at least as lo
   CHECK_FALSE(c.get(ptr(0x8000), 4, 1000, s));  // another root block
   CHECK_FALSE(c.get(kRoot, 4, 999, s));       // checked against a longer arena than this view's
 
-  CHECK(c.fast_gen() == 4);
+  CHECK(c.begin_gen() == 4);
   CHECK(c.seed() == want.seed);
   CHECK(c.ctrl() == want.cur.ctrl);
   CHECK(c.slots() == want.cur.slots);
@@ -70,21 +70,27 @@ TEST_CASE("a fill answers for its root, its generation and arenas at least as lo
   CHECK_FALSE(c.still(5));
 
   c.clear();
-  CHECK(c.fast_gen() == layout_cache::kNone);
+  CHECK(c.begin_gen() == layout_cache::kNone);
   CHECK_FALSE(c.get(kRoot, 4, 1000, s));
   CHECK_FALSE(c.still(4));
 }
 
-TEST_CASE("during a resize only the read_view path is answered") {
+TEST_CASE("during a resize both paths get the old table too") {
   layout_cache c;
   const map_probe_state want = state_for(7);
   c.put(kRoot, 7, 1000, want);
-  CHECK(c.fast_gen() == layout_cache::kNone);
+  CHECK(c.begin_gen() == 7);
   map_probe_state s{};
   REQUIRE(c.get(kRoot, 7, 1000, s));
   CHECK(s.old.ctrl == want.old.ctrl);
   CHECK(s.old.slots == want.old.slots);
   CHECK(s.old.groups == want.old.groups);
+  const auto old = c.old_table();
+  CHECK(old.ctrl == want.old.ctrl);
+  CHECK(old.slots == want.old.slots);
+  CHECK(old.groups == want.old.groups);
+  c.put(kRoot, 8, 1000, state_for(8));  // the resize ended
+  CHECK(c.old_table().groups == 0);
 }
 
 TEST_CASE("readers racing fills of other generations accept only whole fills") {
@@ -102,16 +108,18 @@ TEST_CASE("readers racing fills of other generations accept only whole fills") {
   std::thread reader([&] {
     for (u64 i = 0; i < 3'000'000; ++i) {
       // The fast path's reads, in its order.
-      const u64 gen = c.fast_gen();
+      const u64 gen = c.begin_gen();
       if (gen != layout_cache::kNone) {
         const u64 seed = c.seed(), groups = c.groups();
         const std::byte *ctrl = c.ctrl(), *slots = c.slots();
         const std::uint32_t shift = c.shift();
+        const keel::detail::probe_table old = c.old_table();
         if (c.still(gen)) {
           const map_probe_state w = state_for(gen);
           accepted.fetch_add(1, std::memory_order_relaxed);
           if (seed != w.seed || groups != w.cur.groups || ctrl != w.cur.ctrl || slots != w.cur.slots ||
-              shift != static_cast<std::uint32_t>(63 - std::countr_zero(w.cur.groups)) || gen % 2 == 1)
+              shift != static_cast<std::uint32_t>(63 - std::countr_zero(w.cur.groups)) || old.ctrl != w.old.ctrl ||
+              old.slots != w.old.slots || old.groups != w.old.groups)
             torn.fetch_add(1, std::memory_order_relaxed);
         }
       }

@@ -183,11 +183,10 @@ map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
 //
 // Threads share it without a lock on the read side. A fill (one at a time:
 // a fill that finds another running is skipped) first sets end_gen_ to
-// kNone, then writes the fields, then the generation into begin_gen_ and
-// fast_gen_, then into end_gen_. A reader takes a begin generation, the
-// fields, and end_gen_, and keeps the fields only when both generations
-// are the root's current one: a fill that overlapped it changed end_gen_
-// first. Two fills of one generation write the same fields (the layout is
+// kNone, then writes the fields, then the generation into begin_gen_, then
+// into end_gen_. A reader takes begin_gen_, the fields, and end_gen_, and
+// keeps the fields only when both are the root's current generation: a
+// fill that overlapped it changed end_gen_ first. Two fills of one generation write the same fields (the layout is
 // a function of the generation), so reading across them is harmless.
 class layout_cache {
  public:
@@ -219,22 +218,23 @@ class layout_cache {
     st(cur_.ctrl, s.cur.ctrl), st(cur_.slots, s.cur.slots), st(cur_.groups, s.cur.groups);
     st(old_.ctrl, s.old.ctrl), st(old_.slots, s.old.slots), st(old_.groups, s.old.groups);
     rel(begin_gen_, r == nullptr ? kNone : gen);
-    rel(fast_gen_, r == nullptr || s.old.groups != 0 ? kNone : gen);
     rel(end_gen_, r == nullptr ? kNone : gen);
     filling_.store(false, std::memory_order_release);
   }
   void clear() noexcept { put(nullptr, 0, 0, map_probe_state{}); }
 
-  // For the lookup without a read_view (map_probe_fast), which only asks
-  // for the current table when no resize runs: the generation to compare
-  // with the root's (kNone when there is no such table), the fields, and
-  // still(gen) after them.
-  std::uint64_t fast_gen() const noexcept { return acq(fast_gen_); }
+  // For the lookup without a read_view (map_probe_fast): the generation to
+  // compare with the root's (kNone when empty), the fields, and still(gen)
+  // after them.
+  std::uint64_t begin_gen() const noexcept { return acq(begin_gen_); }
   std::uint64_t seed() const noexcept { return ld(seed_); }
   const std::byte* ctrl() const noexcept { return ld(cur_.ctrl); }
   const std::byte* slots() const noexcept { return ld(cur_.slots); }
   std::uint64_t groups() const noexcept { return ld(cur_.groups); }
   std::uint32_t shift() const noexcept { return ld(shift_); }  // home_group's shift for groups()
+  // The old table while a resize runs (groups 0: none); its max probe and
+  // the migrate mark are live fields of the root.
+  probe_table old_table() const noexcept { return {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0}; }
   // No fill overlapped the reads since the begin generation gen was taken.
   bool still(std::uint64_t gen) const noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
@@ -262,12 +262,11 @@ class layout_cache {
     std::atomic_ref<T>(x).store(v, std::memory_order_release);
   }
   // The fast path's fields first, in one cache line.
-  alignas(64) std::uint64_t fast_gen_ = kNone;
+  alignas(64) std::uint64_t begin_gen_ = kNone;
   std::uint64_t seed_ = 0;
   probe_table cur_{};
   std::uint32_t shift_ = 0;
   std::uint64_t end_gen_ = kNone;
-  std::uint64_t begin_gen_ = kNone;
   const std::byte* root_ = nullptr;
   std::uint64_t hi_ = 0;
   probe_table old_{};
@@ -324,23 +323,36 @@ template <class K, class V>
   return s.old.groups != 0 && map_probe_old(s, key, h, out);
 }
 
+// The old table for map_probe_fast while a resize runs (out of line: most
+// lookups never get here): 1 found, 0 absent, -1 a bad migrate mark or max
+// probe (then store::read reports it).
+template <class K, class V>
+[[gnu::noinline]] int map_probe_fast_old(const std::byte* r, const layout_cache& c, const K& key, std::uint64_t h,
+                                         V& out) {
+  probe_table t = c.old_table();
+  const std::uint64_t migrate = load64(r + offsetof(map_root_bytes, migrate));
+  t.max_probe = load64(r + offsetof(map_root_bytes, old) + 32);
+  if (migrate >= t.groups || t.max_probe >= t.groups) return -1;
+  return map_probe_table(t, key, h, migrate, out) ? 1 : 0;
+}
+
 // A lookup without a read_view (store::optimistic_begin): 1 found, 0
 // absent, -1 when it cannot answer alone (nothing cached yet, another
-// layout generation, a resize running, a commit applying or one that
-// overlapped it, a fill of the cache that overlapped it, a bad max probe):
-// then take store::read. r is the root block in db's mapping (fixed for
-// the handle: the mapping never moves). Every load here counts: a loop of
-// gets overlaps as many lookups' cache misses as the CPU's window holds.
+// layout generation, a commit applying or one that overlapped it, a fill
+// of the cache that overlapped it, a bad max probe or migrate mark): then
+// take store::read. r is the root block in db's mapping (fixed for the
+// handle: the mapping never moves). Every load here counts: a loop of gets
+// overlaps as many lookups' cache misses as the CPU's window holds.
 template <class K, class V>
 [[gnu::always_inline]] inline int map_probe_fast(const store& db, const std::byte* r, const layout_cache& c,
                                                  const K& key, V& out) {
   const std::uint64_t token = db.optimistic_begin();
   if ((token & 1) != 0) [[unlikely]]
     return -1;
-  // An empty or resizing cache has fast_gen kNone, which no root's
-  // generation reaches; a corrupt root that claims it still only probes a
-  // table checked earlier (or none: groups 0).
-  const std::uint64_t gen = c.fast_gen();
+  // An empty cache has generation kNone, which no root's generation
+  // reaches; a corrupt root that claims it still only probes tables
+  // checked earlier (or none: groups 0).
+  const std::uint64_t gen = c.begin_gen();
   if (load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
     return -1;
   const std::uint64_t groups = c.groups(), max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
@@ -348,10 +360,12 @@ template <class K, class V>
     return -1;
   const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), c.seed());
   const std::uint64_t home = (h >> 1) >> c.shift();
-  const bool found = map_probe_groups(c.ctrl(), c.slots(), groups - 1, home, max_probe, h, 0, key, out);
+  int found = map_probe_groups(c.ctrl(), c.slots(), groups - 1, home, max_probe, h, 0, key, out) ? 1 : 0;
+  if (found == 0 && c.old_table().groups != 0) [[unlikely]]  // a resize runs: the key may not have moved yet
+    found = map_probe_fast_old(r, c, key, h, out);
   if (!c.still(gen) || !db.optimistic_validate(token)) [[unlikely]]
     return -1;
-  return found ? 1 : 0;
+  return found;
 }
 
 // Looks up n keys, several at a time: hashes and prefetches the home control
