@@ -235,6 +235,7 @@ class layout_cache {
   // The old table while a resize runs (groups 0: none); its max probe and
   // the migrate mark are live fields of the root.
   probe_table old_table() const noexcept { return {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0}; }
+  const std::byte* root() const noexcept { return ld(root_); }  // the root block these fields were read from
   // No fill overlapped the reads since the begin generation gen was taken.
   bool still(std::uint64_t gen) const noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
@@ -326,9 +327,12 @@ template <class K, class V>
 // The old table for map_probe_fast while a resize runs (out of line: most
 // lookups never get here): 1 found, 0 absent, -1 a bad migrate mark or max
 // probe (then store::read reports it).
+// Takes the root block and the hash from the cache again rather than from
+// its caller, which then keeps fewer values live across its own probe.
 template <class K, class V>
-[[gnu::noinline]] int map_probe_fast_old(const std::byte* r, const layout_cache& c, const K& key, std::uint64_t h,
-                                         V& out) {
+[[gnu::noinline]] int map_probe_fast_old(const layout_cache& c, const K& key, V& out) {
+  const std::byte* r = c.root();
+  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), c.seed());
   probe_table t = c.old_table();
   const std::uint64_t migrate = load64(r + offsetof(map_root_bytes, migrate));
   t.max_probe = load64(r + offsetof(map_root_bytes, old) + 32);
@@ -362,7 +366,7 @@ template <class K, class V>
   const std::uint64_t home = (h >> 1) >> c.shift();
   int found = map_probe_groups(c.ctrl(), c.slots(), groups - 1, home, max_probe, h, 0, key, out) ? 1 : 0;
   if (found == 0 && c.old_table().groups != 0) [[unlikely]]  // a resize runs: the key may not have moved yet
-    found = map_probe_fast_old(r, c, key, h, out);
+    found = map_probe_fast_old(c, key, out);
   if (!c.still(gen) || !db.optimistic_validate(token)) [[unlikely]]
     return -1;
   return found;
