@@ -325,19 +325,20 @@ template <class K, class V>
 }
 
 // The old table for map_probe_fast while a resize runs (out of line: most
-// lookups never get here): 1 found, 0 absent, -1 a bad migrate mark or max
-// probe (then store::read reports it).
-// Takes the root block and the hash from the cache again rather than from
-// its caller, which then keeps fewer values live across its own probe.
+// lookups never get here): 1 found, 0 absent, -1 a fill of the cache
+// overlapped, or a bad migrate mark or max probe (then store::read reports
+// it). Takes the root block and the hash from the cache again rather than
+// from its caller, which then keeps fewer values live across its own probe.
 template <class K, class V>
-[[gnu::noinline]] int map_probe_fast_old(const layout_cache& c, const K& key, V& out) {
+[[gnu::noinline]] int map_probe_fast_old(const layout_cache& c, std::uint64_t gen, const K& key, V& out) {
   const std::byte* r = c.root();
-  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), c.seed());
+  const std::uint64_t seed = c.seed();
   probe_table t = c.old_table();
+  if (!c.still(gen)) return -1;  // only one fill's fields may be followed
   const std::uint64_t migrate = load64(r + offsetof(map_root_bytes, migrate));
   t.max_probe = load64(r + offsetof(map_root_bytes, old) + 32);
   if (migrate >= t.groups || t.max_probe >= t.groups) return -1;
-  return map_probe_table(t, key, h, migrate, out) ? 1 : 0;
+  return map_probe_table(t, key, XXH3_64bits_withSeed(&key, sizeof(K), seed), migrate, out) ? 1 : 0;
 }
 
 // A lookup without a read_view (store::optimistic_begin): 1 found, 0
@@ -345,8 +346,10 @@ template <class K, class V>
 // layout generation, a commit applying or one that overlapped it, a fill
 // of the cache that overlapped it, a bad max probe or migrate mark): then
 // take store::read. r is the root block in db's mapping (fixed for the
-// handle: the mapping never moves). Every load here counts: a loop of gets
-// overlaps as many lookups' cache misses as the CPU's window holds.
+// handle: the mapping never moves). The cached fields are checked to be one
+// fill's (still) before any is followed: a mix of two layouts could point
+// past the file. Every load here counts: a loop of gets overlaps as many
+// lookups' cache misses as the CPU's window holds.
 template <class K, class V>
 [[gnu::always_inline]] inline int map_probe_fast(const store& db, const std::byte* r, const layout_cache& c,
                                                  const K& key, V& out) {
@@ -359,15 +362,20 @@ template <class K, class V>
   const std::uint64_t gen = c.begin_gen();
   if (load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
     return -1;
-  const std::uint64_t groups = c.groups(), max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
+  const std::uint64_t groups = c.groups(), seed = c.seed();
+  const std::byte *ctrl = c.ctrl(), *slots = c.slots();
+  const std::uint32_t shift = c.shift();
+  if (!c.still(gen)) [[unlikely]]
+    return -1;
+  const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
   if (max_probe >= groups) [[unlikely]]
     return -1;
-  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), c.seed());
-  const std::uint64_t home = (h >> 1) >> c.shift();
-  int found = map_probe_groups(c.ctrl(), c.slots(), groups - 1, home, max_probe, h, 0, key, out) ? 1 : 0;
-  if (found == 0 && c.old_table().groups != 0) [[unlikely]]  // a resize runs: the key may not have moved yet
-    found = map_probe_fast_old(c, key, out);
-  if (!c.still(gen) || !db.optimistic_validate(token)) [[unlikely]]
+  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
+  int found = map_probe_groups(ctrl, slots, groups - 1, (h >> 1) >> shift, max_probe, h, 0, key, out) ? 1 : 0;
+  // A resize runs (read unchecked: map_probe_fast_old checks what it uses).
+  if (found == 0 && c.old_table().groups != 0) [[unlikely]]
+    found = map_probe_fast_old(c, gen, key, out);
+  if (!db.optimistic_validate(token)) [[unlikely]]
     return -1;
   return found;
 }
