@@ -49,8 +49,8 @@ struct config {
   int redis_reps = 3;
   int readers = 1;
   double mp_seconds = 2.0;
-  int mp_rounds = 3;
-  int interleave_rounds = 7;      // read-interleaved: rounds of one pass per system; medians are reported             // multi-process: rounds of (alone, alone, together); the median is reported
+  int mp_rounds = 3;             // multi-process: rounds of (alone, alone, together); the median is reported
+  int interleave_rounds = 7;     // read-interleaved: rounds of one pass per system; medians are reported
   bool keel_huge_pages = false;  // keel::options::huge_pages of the Keel systems (--keel_huge_pages=0|1)
   std::uint64_t wicked_ops = 300'000;
   std::uint64_t scan_len = 100;

@@ -29,6 +29,30 @@
 
 namespace kb {
 
+// Puts rkey(0..num) at version 1 into a created store, c.batch per
+// transaction, in index order or in key order (the same content; key order
+// lets a B+tree peer fill 100M entries in minutes rather than the better
+// part of an hour). Used by restart, the build child and read-interleaved.
+template <class A>
+void fill_store(A& db, const config& c, bool key_order = false) {
+  std::vector<std::uint64_t> keys;
+  if (key_order) {
+    keys.resize(c.num);
+    for (std::uint64_t j = 0; j < c.num; ++j) keys[j] = rkey(j);
+    std::sort(keys.begin(), keys.end());
+  }
+  typename A::value_type v;
+  for (std::uint64_t i = 0; i < c.num; i += c.batch) {
+    db.begin();
+    for (std::uint64_t j = i; j < std::min(c.num, i + c.batch); ++j) {
+      const std::uint64_t k = key_order ? keys[j] : rkey(j);
+      make_val(v, k, 1);
+      db.put(k, v);
+    }
+    db.commit();
+  }
+}
+
 template <class A>
 class suite {
  public:
@@ -491,28 +515,11 @@ class suite {
 
   // ---- restart: a child process opens the store and answers one lookup.
 
-  // A store of rkey(0..num) at version 1, put in index order, or in key
-  // order (the same content; lets a B+tree peer fill 100M entries in
-  // minutes rather than the better part of an hour).
-  void prepare(const std::string& d, mode m, bool key_order = false) {
+  // A store for restart (see fill_store).
+  void prepare(const std::string& d, mode m, bool key_order) {
     A db(c_);
     db.create(d, m);
-    std::vector<std::uint64_t> keys;
-    if (key_order) {
-      keys.resize(c_.num);
-      for (std::uint64_t j = 0; j < c_.num; ++j) keys[j] = rkey(j);
-      std::sort(keys.begin(), keys.end());
-    }
-    V v;
-    for (std::uint64_t i = 0; i < c_.num; i += c_.batch) {
-      db.begin();
-      for (std::uint64_t j = i; j < std::min(c_.num, i + c_.batch); ++j) {
-        const std::uint64_t k = key_order ? keys[j] : rkey(j);
-        make_val(v, k, 1);
-        db.put(k, v);
-      }
-      db.commit();
-    }
+    fill_store(db, c_, key_order);
     db.close();
   }
 
@@ -657,7 +664,7 @@ class suite {
   // noise on a shared machine moves one round, not the figure.
   void multi_process() {
     const std::string d = dir_ + "/mp";
-    prepare(d, mode::batch);
+    prepare(d, mode::batch, /*key_order=*/false);
     std::vector<double> r_alone, r_with, w_alone, w_with, r_ratio, w_ratio;
     std::uint64_t mismatches = 0;
     for (int round = 0; round < c_.mp_rounds; ++round) {
@@ -701,21 +708,6 @@ class suite {
   std::vector<std::uint32_t> model_;  // version of rkey(i); 0 = absent
   std::uint64_t erase_pos_ = 0;
 };
-
-// Puts rkey(0..num) at version 1 into a created store, in index order,
-// c.batch per transaction (the build child and read-interleaved).
-template <class A>
-void fill_index_order(A& db, const config& c) {
-  typename A::value_type v;
-  for (std::uint64_t i = 0; i < c.num; i += c.batch) {
-    db.begin();
-    for (std::uint64_t j = i; j < std::min(c.num, i + c.batch); ++j) {
-      make_val(v, rkey(j), 1);
-      db.put(rkey(j), v);
-    }
-    db.commit();
-  }
-}
 
 // ---- child processes (restart, multi-process, out-of-core)
 
@@ -847,7 +839,7 @@ int child_main(const config& c, const child_args& a) {
     const auto t0 = clk::now();
     A db(c);
     db.create(d, A::kTxn ? mode::batch : mode::none);
-    fill_index_order(db, c);
+    fill_store(db, c);
     const std::string desc = db.describe();
     db.close();
     std::printf("built=%llu secs=%.2f file=%llu  (%s)\n", (unsigned long long)c.num, secs_since(t0),
@@ -885,7 +877,7 @@ class live_reads_of final : public live_reads {
  public:
   live_reads_of(const config& c, const std::string& dir) : db_(c) {
     db_.create(dir, A::kTxn ? c.modes.front() : mode::none);
-    fill_index_order(db_, c);
+    fill_store(db_, c);
   }
   ~live_reads_of() override { db_.close(); }
   double pass(const std::vector<std::uint64_t>& q, std::uint64_t& bad) override {

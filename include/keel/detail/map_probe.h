@@ -186,8 +186,9 @@ map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
 // kNone, then writes the fields, then the generation into begin_gen_, then
 // into end_gen_. A reader takes begin_gen_, the fields, and end_gen_, and
 // keeps the fields only when both are the root's current generation: a
-// fill that overlapped it changed end_gen_ first. Two fills of one generation write the same fields (the layout is
-// a function of the generation), so reading across them is harmless.
+// fill that overlapped it changed end_gen_ first. Two fills of one
+// generation write the same fields (the layout is a function of the
+// generation), so reading across them is harmless.
 class layout_cache {
  public:
   static constexpr std::uint64_t kNone = ~std::uint64_t{0};  // no root's generation reaches it
