@@ -181,14 +181,14 @@ map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
 // against (it never does). Only a state read in an unchanged view (one
 // committed state) is stored.
 //
-// Threads share it without a lock on the read side. A fill (one at a time:
-// a fill that finds another running is skipped) first sets end_gen_ to
-// kNone, then writes the fields, then the generation into begin_gen_, then
-// into end_gen_. A reader takes begin_gen_, the fields, and end_gen_, and
-// keeps the fields only when both are the root's current generation: a
-// fill that overlapped it changed end_gen_ first. Two fills of one
-// generation write the same fields (the layout is a function of the
-// generation), so reading across them is harmless.
+// Threads share it through its own seqlock, ver_: a fill makes it odd (a
+// fill that finds another running is skipped), writes the generation and
+// the fields, and makes it even again. A reader takes an even ver_ (begin),
+// the generation and fields, and keeps them only when ver_ is unchanged
+// (still). The generation alone cannot mark a fill: a stale fill can write
+// an older generation again after a newer one, and a reader across the
+// three would see one layout's fields mixed with another's under an
+// unchanged generation (layout_cache_test caught this).
 class layout_cache {
  public:
   static constexpr std::uint64_t kNone = ~std::uint64_t{0};  // no root's generation reaches it
@@ -204,30 +204,33 @@ class layout_cache {
   // when it holds the layout of root block r at generation gen, checked
   // against an arena end at most hi.
   bool get(const std::byte* r, std::uint64_t gen, std::uint64_t hi, map_probe_state& s) const noexcept {
-    if (gen == kNone || acq(begin_gen_) != gen || ld(root_) != r || ld(hi_) > hi) return false;
+    const std::uint64_t v = begin();
+    if ((v & 1) != 0 || gen == kNone || ld(gen_) != gen || ld(root_) != r || ld(hi_) > hi) return false;
     s.seed = ld(seed_);
     s.cur = {ld(cur_.ctrl), ld(cur_.slots), ld(cur_.groups), 0};
     s.old = {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0};
-    return still(gen);
+    return still(v);
   }
   void put(const std::byte* r, std::uint64_t gen, std::uint64_t hi, const map_probe_state& s) noexcept {
-    bool busy = false;
-    if (!filling_.compare_exchange_strong(busy, true, std::memory_order_acquire)) return;
-    st(end_gen_, kNone);
+    std::uint64_t v = ld(ver_);
+    if ((v & 1) != 0 || !std::atomic_ref<std::uint64_t>(ver_).compare_exchange_strong(v, v + 1,
+                                                                                         std::memory_order_acquire))
+      return;
     std::atomic_thread_fence(std::memory_order_release);
+    st(gen_, r == nullptr ? kNone : gen);
     st(root_, r), st(hi_, hi), st(seed_, s.seed), st(shift_, shift_of(s.cur.groups));
     st(cur_.ctrl, s.cur.ctrl), st(cur_.slots, s.cur.slots), st(cur_.groups, s.cur.groups);
     st(old_.ctrl, s.old.ctrl), st(old_.slots, s.old.slots), st(old_.groups, s.old.groups);
-    rel(begin_gen_, r == nullptr ? kNone : gen);
-    rel(end_gen_, r == nullptr ? kNone : gen);
-    filling_.store(false, std::memory_order_release);
+    rel(ver_, v + 2);
   }
   void clear() noexcept { put(nullptr, 0, 0, map_probe_state{}); }
 
-  // For the lookup without a read_view (map_probe_fast): the generation to
-  // compare with the root's (kNone when empty), the fields, and still(gen)
-  // after them.
-  std::uint64_t begin_gen() const noexcept { return acq(begin_gen_); }
+  // For the lookup without a read_view (map_probe_fast): begin() (odd: a
+  // fill runs, do not use), then the generation to compare with the root's
+  // (kNone when empty) and the fields, then still(begin's value) before
+  // following any of them.
+  std::uint64_t begin() const noexcept { return acq(ver_); }
+  std::uint64_t gen() const noexcept { return ld(gen_); }
   std::uint64_t seed() const noexcept { return ld(seed_); }
   const std::byte* ctrl() const noexcept { return ld(cur_.ctrl); }
   const std::byte* slots() const noexcept { return ld(cur_.slots); }
@@ -237,10 +240,10 @@ class layout_cache {
   // the migrate mark are live fields of the root.
   probe_table old_table() const noexcept { return {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0}; }
   const std::byte* root() const noexcept { return ld(root_); }  // the root block these fields were read from
-  // No fill overlapped the reads since the begin generation gen was taken.
-  bool still(std::uint64_t gen) const noexcept {
+  // No fill overlapped the reads since begin() returned v.
+  bool still(std::uint64_t v) const noexcept {
     std::atomic_thread_fence(std::memory_order_acquire);
-    return ld(end_gen_) == gen;
+    return ld(ver_) == v;
   }
 
  private:
@@ -264,15 +267,14 @@ class layout_cache {
     std::atomic_ref<T>(x).store(v, std::memory_order_release);
   }
   // The fast path's fields first, in one cache line.
-  alignas(64) std::uint64_t begin_gen_ = kNone;
+  alignas(64) std::uint64_t ver_ = 0;  // odd while a fill runs
+  std::uint64_t gen_ = kNone;
   std::uint64_t seed_ = 0;
   probe_table cur_{};
   std::uint32_t shift_ = 0;
-  std::uint64_t end_gen_ = kNone;
   const std::byte* root_ = nullptr;
   std::uint64_t hi_ = 0;
   probe_table old_{};
-  std::atomic<bool> filling_{false};
 };
 
 // The old table during a resize (out of line: most lookups never get here).
@@ -331,11 +333,11 @@ template <class K, class V>
 // it). Takes the root block and the hash from the cache again rather than
 // from its caller, which then keeps fewer values live across its own probe.
 template <class K, class V>
-[[gnu::noinline]] int map_probe_fast_old(const layout_cache& c, std::uint64_t gen, const K& key, V& out) {
+[[gnu::noinline]] int map_probe_fast_old(const layout_cache& c, std::uint64_t ver, const K& key, V& out) {
   const std::byte* r = c.root();
   const std::uint64_t seed = c.seed();
   probe_table t = c.old_table();
-  if (!c.still(gen)) return -1;  // only one fill's fields may be followed
+  if (!c.still(ver)) return -1;  // only one fill's fields may be followed
   const std::uint64_t migrate = load64(r + offsetof(map_root_bytes, migrate));
   t.max_probe = load64(r + offsetof(map_root_bytes, old) + 32);
   if (migrate >= t.groups || t.max_probe >= t.groups) return -1;
@@ -360,13 +362,13 @@ template <class K, class V>
   // An empty cache has generation kNone, which no root's generation
   // reaches; a corrupt root that claims it still only probes tables
   // checked earlier (or none: groups 0).
-  const std::uint64_t gen = c.begin_gen();
-  if (load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
+  const std::uint64_t ver = c.begin(), gen = c.gen();
+  if ((ver & 1) != 0 || load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
     return -1;
   const std::uint64_t groups = c.groups(), seed = c.seed();
   const std::byte *ctrl = c.ctrl(), *slots = c.slots();
   const std::uint32_t shift = c.shift();
-  if (!c.still(gen)) [[unlikely]]
+  if (!c.still(ver)) [[unlikely]]
     return -1;
   const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
   if (max_probe >= groups) [[unlikely]]
@@ -375,7 +377,7 @@ template <class K, class V>
   int found = map_probe_groups(ctrl, slots, groups - 1, (h >> 1) >> shift, max_probe, h, 0, key, out) ? 1 : 0;
   // A resize runs (read unchecked: map_probe_fast_old checks what it uses).
   if (found == 0 && c.old_table().groups != 0) [[unlikely]]
-    found = map_probe_fast_old(c, gen, key, out);
+    found = map_probe_fast_old(c, ver, key, out);
   if (!db.optimistic_validate(token)) [[unlikely]]
     return -1;
   return found;
