@@ -210,6 +210,32 @@ void reporter::summary(const config& c) const {
   target(src + " LMDB / keel", r, r >= 4, ">= 4x");
   r = get_ratio("boost", "keel", src);
   target(src + " Boost.Interprocess / keel", r, r >= 1.7, ">= 1.7x");
+  // Bulk writes (issue 3: inserts; issue 4: appends) in checkpoint mode,
+  // where LMDB runs MDB_NOSYNC as the issues state; Boost has no modes.
+  {
+    const std::string v = variant(10000, mode::checkpoint);
+    auto bulk = [&](const std::string& w, const std::string& a, const std::string& b) -> double {
+      auto of = [&](const std::string& sys) {
+        const result* x = find(w, sys, v);
+        return x ? x : find(w, sys, "");  // systems without modes
+      };
+      const result *ra = of(a), *rb = of(b);
+      return ra && rb && ra->ns_per_op > 0 && rb->ns_per_op > 0 ? time_ratio(*ra, *rb) : -1;
+    };
+    r = bulk("fill-random", "lmdb", "keel");
+    target("fill-random txn=10000 checkpoint  LMDB / keel (inserts)", r, r >= 2, ">= 2x");
+    r = bulk("fill-random", "boost", "keel");
+    target("fill-random txn=10000  Boost.Interprocess / keel (inserts)", r, r > 1, "> 1x");
+    r = bulk("append", "lmdb", "keel-tree");
+    target("append txn=10000 checkpoint  LMDB MDB_APPEND / keel-tree", r, r >= 3, ">= 3x");
+  }
+  {
+    std::string label;
+    r = get_ratio("lmdb", "keel-tree", label);
+    target(label + " LMDB / keel-tree", r, r >= 1, ">= 1x");
+    r = ratio("read-seq", "lmdb", "keel-tree", "");
+    target("read-seq (full scan)  LMDB / keel-tree (time per key)", r, r >= 1.5, ">= 1.5x");
+  }
   {
     const result *k = find("restart-clean", "keel", ""), *l = find("restart-clean", "lmdb", "");
     r = k && l ? x(*k, "open_ms") / x(*l, "open_ms") : -1;

@@ -45,8 +45,16 @@ struct options {
   // batch mode: the log is fdatasync'ed at least this often. Default 10 ms.
   std::chrono::milliseconds batch_window{10};
   // A checkpoint runs after a commit once the log or journal since the last
-  // checkpoint exceeds this many bytes. Default 64 MiB.
-  std::uint64_t checkpoint_bytes = 64_MiB;
+  // checkpoint exceeds this many bytes. Default 1 GiB.
+  // A checkpoint writes back every page changed since the last one, so with
+  // scattered writes it costs about the store's size whatever the trigger:
+  // a larger trigger means fewer of them (10M random inserts: 2.8 us per
+  // insert at 64 MiB, 2.0 us at 1 GiB) and fewer first-write faults after
+  // them. The price: after power loss or an OS crash, open replays up to
+  // this much log (measured 2 s for 227 MB from a cold cache); a killed
+  // process is not affected (its open replays only unapplied commits). The
+  // log and journal files keep their largest size, up to about this much.
+  std::uint64_t checkpoint_bytes = 1_GiB;
   // ... or once this much time has passed since the last one. Default 60 s.
   std::chrono::milliseconds checkpoint_interval{60'000};
   // Ask the kernel to back this handle's mapping with 2 MiB page-cache folios

@@ -122,6 +122,7 @@ bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, co
   const fixed_keys k(s);
   map_root rt = write_prologue(tx, root, k);
   const std::uint64_t h = k.hash(key, rt.seed);
+  prefetch_home(tx, rt.cur, k.g, h);
   const location at = locate(tx, rt, k, key, h);
   if (at.table >= 0) {
     if (mode == 1) {

@@ -131,6 +131,17 @@ std::int64_t find(R& r, const map_table& t, const P& pol, const typename P::key_
   return -1;
 }
 
+// Starts loading the lines a write of hash h usually touches: its home
+// control group and the group's preferred slot (both lines of it), so the
+// two cache misses overlap instead of following each other.
+inline void prefetch_home(write_txn& tx, const map_table& t, const geom& g, std::uint64_t h) {
+  const std::uint64_t gi = home_of(h, t.groups);
+  const std::uint64_t slot = g.slot_off(t, gi * kGroup + detail::preferred_slot(h));
+  tx.prefetch(t.ctrl + gi * kGroup);
+  tx.prefetch(slot);
+  tx.prefetch(slot + g.ks + g.vs - 1);
+}
+
 // Where key lives: table (0 cur, 1 old) and slot, or table -1.
 struct location {
   int table = -1;
