@@ -199,6 +199,7 @@ struct op {
   // descent when it fits there. Returns false when it does not apply.
   bool fast_append(std::string_view key, std::string_view value, bool must) {
     if (b.last_leaf == 0) return false;
+    if (!g.var()) return fast_append_fixed(key, value, must);
     const node last = load(tx, b.last_leaf, 0, g);
     if (last.count == 0) return false;
     const cell lc = last.at(last.count - 1);
@@ -210,6 +211,36 @@ struct op {
     const cell_buf c = leaf_cell(tx, g, key, value);
     wnode w = writable(tx, last.off);
     insert_cell(w, parse(w.p, w.off, 0, g, tx.path()), last.count, {c.data(), c.size()});
+    ++b.size;
+    save_root();
+    return true;
+  }
+
+  // fast_append for fixed-size cells, with one private-copy lookup for the
+  // leaf (the whole page, made writable once) and the cell written in place:
+  // the time-series append path. Leaves compaction, blobs and splits to the
+  // general path (returns false when the cell does not fit the leaf's gap).
+  bool fast_append_fixed(std::string_view key, std::string_view value, bool must) {
+    if (key.size() != g.ks || value.size() != g.vs) return false;  // the general path reports it
+    const std::uint64_t off = b.last_leaf;
+    if (off % kPage != 0 || off < 4 * kPage || tx.limit() < kPage || off > tx.limit() - kPage)
+      corrupt(tx.path(), off, "node offset outside the allocated arena");
+    std::byte* p = tx.mut_bytes(off, kPage);
+    const node n = parse(p, off, 0, g, tx.path());
+    if (n.count == 0) return false;
+    const cell lc = n.at(n.count - 1);
+    if (compare(key, lc.key, lc.klen) <= 0) {
+      if (must) throw error(errc::invalid_argument, tx.path(), "tree append: key is not above the largest key");
+      return false;
+    }
+    const std::uint32_t size = g.ks + g.vs;
+    if (n.heap < kHeader + 2 * (n.count + 1) + size) return false;  // no gap: compaction or a split
+    const std::uint32_t heap = n.heap - size;
+    std::memcpy(p + heap, key.data(), g.ks);
+    std::memcpy(p + heap + g.ks, value.data(), g.vs);
+    st<std::uint16_t>(p + kHeader + 2 * n.count, static_cast<std::uint16_t>(heap));
+    st<std::uint16_t>(p + kOffCount, static_cast<std::uint16_t>(n.count + 1));
+    st<std::uint16_t>(p + kOffHeap, static_cast<std::uint16_t>(heap));
     ++b.size;
     save_root();
     return true;
