@@ -206,7 +206,15 @@ struct write_txn::impl {
   void release() noexcept;
 
  private:
-  void check_span(std::uint64_t off, std::size_t len) const;
+  // Throws errc::invalid_argument unless [off, off+len) lies in the arena
+  // allocated so far and, in committed space, inside one page.
+  void check_span(std::uint64_t off, std::size_t len) const {
+    const bool bad = off < fmt::kMetaOffset || off > cursor || len > cursor - off ||
+                     (off < committed_cursor && (len > committed_cursor - off || (off % fmt::kPage) + len > fmt::kPage));
+    if (bad) [[unlikely]]
+      span_error(off, len);
+  }
+  [[noreturn, gnu::cold, gnu::noinline]] void span_error(std::uint64_t off, std::size_t len) const;
   txn_page* page_for_write(std::uint64_t page_off);
   void fill(txn_page* p, std::uint64_t mask) noexcept;  // copy missing lines from the mapping
 };

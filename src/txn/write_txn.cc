@@ -38,16 +38,11 @@ write_txn::impl::impl(store::impl& st, std::unique_lock<std::mutex> lk)
   committed_cursor = cursor = s.meta()->cursor;
 }
 
-void write_txn::impl::check_span(std::uint64_t off, std::size_t len) const {
+void write_txn::impl::span_error(std::uint64_t off, std::size_t len) const {
+  const std::string span = "span [" + std::to_string(off) + ", +" + std::to_string(len) + ")";
   if (off < fmt::kMetaOffset || off > cursor || len > cursor - off)
-    throw error(errc::invalid_argument, s.path,
-                "span [" + std::to_string(off) + ", +" + std::to_string(len) + ") is outside the allocated arena");
-  if (off < committed_cursor) {
-    if (len > committed_cursor - off || (off % kPage) + len > kPage)
-      throw error(errc::invalid_argument, s.path,
-                  "span [" + std::to_string(off) + ", +" + std::to_string(len) +
-                      ") crosses a page boundary; use write_txn::read/write");
-  }
+    throw error(errc::invalid_argument, s.path, span + " is outside the allocated arena");
+  throw error(errc::invalid_argument, s.path, span + " crosses a page boundary; use write_txn::read/write");
 }
 
 void write_txn::impl::fill(txn_page* p, std::uint64_t mask) noexcept {
@@ -353,8 +348,13 @@ write_txn::write_txn(std::unique_ptr<impl> p) : p_(std::move(p)) {}
 write_txn::write_txn(write_txn&&) noexcept = default;
 write_txn::~write_txn() { abort(); }
 
+[[noreturn, gnu::cold, gnu::noinline]] static void dead_txn() {
+  throw error(errc::invalid_argument, "", "write transaction already committed or aborted");
+}
+
 write_txn::impl& live_txn(const std::unique_ptr<write_txn::impl>& p) {
-  if (!p || !p->active) throw error(errc::invalid_argument, "", "write transaction already committed or aborted");
+  if (!p || !p->active) [[unlikely]]
+    dead_txn();
   return *p;
 }
 
