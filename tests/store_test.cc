@@ -430,6 +430,27 @@ TEST_CASE("LSNs: an empty commit returns 0, each commit adds 1") {
   CHECK(tx.commit() == 7);
 }
 
+TEST_CASE("prefetch is only a hint: any offset, no change, no use after commit") {
+  keel_test::temp_dir d;
+  auto w = store::open(d.path("a.keel"), small_opts());
+  const u64 off = w->write([](write_txn& tx) {
+    const u64 o = tx.alloc(8);
+    tx.put(ref<u64>{o}, u64{42});
+    return o;
+  });
+  auto tx = w->begin_write();
+  put64(tx, off, 43);  // a private copy exists for this line
+  for (u64 o : {u64{0}, u64{1}, off, off + 1, tx.limit() - 1, tx.limit(), tx.limit() + 4096, ~u64{0}})
+    tx.prefetch(o);
+  CHECK(tx.get(ref<u64>{off}) == 43);  // still the transaction's own write
+  CHECK(tx.commit() == 2);             // and only that write is committed
+  tx.prefetch(off);                    // a finished transaction ignores the hint
+  CHECK(read_u64(*w, off) == 43);
+  auto empty = w->begin_write();
+  empty.prefetch(off);
+  CHECK(empty.commit() == 0);  // prefetching dirtied nothing
+}
+
 TEST_CASE("checkpoint, info() and reopen") {
   keel_test::temp_dir d;
   const std::string p = d.path("a.keel");
