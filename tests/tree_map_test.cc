@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -32,6 +33,7 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <tuple>
 #include <utility>
 #include <vector>
@@ -608,6 +610,77 @@ TEST_CASE("for_each: early stop, void visitors, struct values, tuple keys") {
   CHECK(t.last()->first == K{49, 99000});
   CHECK(t.lower_bound(K{20, 99001})->first == K{21, -100000});
   CHECK(t.upper_bound(K{20, 99000})->first == K{21, -100000});
+}
+
+TEST_CASE("lock-free scans: exact without commits; with commits racing every chunk, pinned keys all seen in order") {
+  keel_test::temp_dir dir;
+  auto db = keel::store::open(dir.path("t"), keel_test::small_opts());
+  auto t = keel::tree_map<u64, u64>::open(*db, "t");
+  constexpr u64 kKeys = 20000;  // even keys are pinned (never changed); odd keys churn
+  db->write([&](keel::write_txn& tx) {
+    for (u64 k = 0; k < kKeys; k += 2) t.append(tx, k, k * 3);
+  });
+  // No writer: a scan of any length (chunks of 32, 64, ... resume where
+  // the last one stopped) is exactly the range, both ways.
+  for (u64 len : {1, 31, 32, 33, 95, 96, 97, 1000, 5000}) {
+    for (bool rev : {false, true}) {
+      CAPTURE(len);
+      CAPTURE(rev);
+      const u64 lo = 2 * 1234, hi = lo + 2 * len;
+      std::vector<u64> got;
+      auto f = [&](const u64& k, const u64& v) {
+        CHECK(v == k * 3);
+        got.push_back(k);
+      };
+      if (rev) t.for_each_reverse(lo, hi, f);
+      else t.for_each(lo, hi, f);
+      REQUIRE(got.size() == len);
+      for (u64 i = 0; i < len; ++i) CHECK(got[i] == (rev ? hi - 2 - 2 * i : lo + 2 * i));
+    }
+  }
+  // A writer thread commits odd keys in and out (splits and merges all
+  // along the tree) while this thread scans: every pinned key, strictly in
+  // order, values never torn.
+  std::atomic<bool> stop{false};
+  std::atomic<u64> commits{0};
+  const u64 seed = keel_test::env_seed("KEEL_SCAN_RACE_SEED");
+  MESSAGE("writer seed " << seed << " (KEEL_SCAN_RACE_SEED)");
+  std::thread writer([&] {
+    std::mt19937_64 rng(seed);
+    while (!stop.load()) {
+      db->write([&](keel::write_txn& tx) {
+        for (int i = 0; i < 16; ++i) {
+          const u64 k = (rng() % (kKeys / 2)) * 2 + 1;
+          if (rng() % 2) t.put(tx, k, k * 3);
+          else t.erase(tx, k);
+        }
+      });
+      commits.fetch_add(1);
+    }
+  });
+  u64 scans = 0, bad_order = 0, bad_values = 0, missed = 0;
+  const auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(2000);
+  while ((std::chrono::steady_clock::now() < until || commits.load() < 50) && bad_order + bad_values + missed == 0) {
+    const bool rev = scans % 2 == 1;
+    u64 pinned = 0, prev = rev ? kKeys : 0, seen = 0;
+    auto f = [&](const u64& k, const u64& v) {
+      if (seen++ > 0 && (rev ? k >= prev : k <= prev)) ++bad_order;
+      if (v != k * 3) ++bad_values;
+      if (k % 2 == 0) ++pinned;
+      prev = k;
+    };
+    if (rev) t.for_each_reverse(0, kKeys, f);
+    else t.for_each(f);
+    missed += kKeys / 2 - pinned;
+    ++scans;
+  }
+  stop.store(true);
+  writer.join();
+  MESSAGE(scans << " scans raced " << commits.load() << " commits");
+  CHECK(bad_order == 0);
+  CHECK(bad_values == 0);
+  CHECK(missed == 0);
+  REQUIRE_TREE_OK(*db, t.root(), "t");
 }
 
 TEST_CASE("append of a key not above the maximum is invalid_argument and changes nothing") {

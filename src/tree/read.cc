@@ -1,5 +1,6 @@
 // B+tree reads: open by name, point lookups, size and ordered scans, over a
 // read_view (lock-free readers) or the write transaction.
+#include <optional>
 #include <vector>
 
 #include "keel/store.h"
@@ -62,24 +63,36 @@ bool get_impl(R& r, std::uint64_t root, std::string_view key, detail::tree_out o
 // of cells in a leaf: ascending cells [from, to), or in reverse descending
 // cells from - 1 down to to. run returns false to stop. Keys must increase
 // (decrease) from one run to the next, and at most `nodes` leaves are
-// visited, which bounds the walk on a corrupt leaf chain.
+// visited, which bounds the walk on a corrupt leaf chain. With `at`, the
+// walk starts at that leaf and position instead of descending from the
+// root and searching the bound: a chunked scan resuming where it stopped,
+// when no commit has run since (the leaf is then the same node, unchanged).
+struct leaf_pos {
+  std::uint64_t leaf;
+  std::uint32_t index;  // forward: next cell; reverse: one past the next cell
+};
 template <class R, class Run>
-void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Run&& run) {
+void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Run&& run, const leaf_pos* at = nullptr) {
   const root_block b = load_root(r, root);
   if (b.height == 0) return;
   const geometry g(b.key_size, b.value_size);
   const std::string& path = path_of(r);
   std::uint64_t off = b.node;
-  for (std::uint32_t level = b.height - 1; level > 0; --level) {
-    const node n = load(r, off, level, g);
-    std::uint32_t i;
-    if (!rg.reverse)
-      i = rg.lo.set ? n.route(rg.lo.key) : 0;
-    else
-      i = rg.hi.set ? n.search(rg.hi.key, false) : n.count;  // separators < hi
-    off = n.child(i);
+  if (at) {
+    off = at->leaf;
+  } else {
+    for (std::uint32_t level = b.height - 1; level > 0; --level) {
+      const node n = load(r, off, level, g);
+      std::uint32_t i;
+      if (!rg.reverse)
+        i = rg.lo.set ? n.route(rg.lo.key) : 0;
+      else
+        i = rg.hi.set ? n.search(rg.hi.key, false) : n.count;  // separators < hi
+      off = n.child(i);
+    }
   }
   node leaf = load(r, off, 0, g);
+  if (at && at->index > leaf.count) corrupt(path, off, "scan resume position past the leaf's cells");
   std::uint64_t budget = b.nodes;
   const std::byte* edge = nullptr;  // the key that ended the previous run
   std::uint32_t edge_len = 0;
@@ -94,7 +107,7 @@ void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Run&& run) {
     if (leaf.count == 0) corrupt(path, to, "empty leaf in the chain");
   };
   if (!rg.reverse) {
-    std::uint32_t i = rg.lo.set ? leaf.search(rg.lo.key, rg.lo_exclusive) : 0;
+    std::uint32_t i = at ? at->index : rg.lo.set ? leaf.search(rg.lo.key, rg.lo_exclusive) : 0;
     for (;;) {
       const std::uint32_t end = rg.hi.set ? leaf.search(rg.hi.key, false) : leaf.count;
       if (i < end) {
@@ -109,7 +122,7 @@ void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Run&& run) {
       i = 0;
     }
   } else {
-    std::uint32_t i = rg.hi.set ? leaf.search(rg.hi.key, false) : leaf.count;
+    std::uint32_t i = at ? at->index : rg.hi.set ? leaf.search(rg.hi.key, false) : leaf.count;
     for (;;) {
       const std::uint32_t stop = rg.lo.set ? leaf.search(rg.lo.key, rg.lo_exclusive) : 0;
       if (stop < i) {
@@ -216,11 +229,22 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
   tree_range cur = r;
   std::uint32_t ks = 0, vs = 0;  // fixed shape: records of ks + vs bytes, no items
   std::size_t n = 0, limit = kFirstChunk;
+  // Where the last chunk stopped, and the store's commit token it was read
+  // under: when no commit has run since, the next chunk starts there
+  // instead of descending again (a range scan of a few hundred entries is
+  // then one descent, as with a cursor).
+  // An attempt that a commit overlapped is discarded, and so is where it
+  // stopped: only a completed chunk's position and token carry over.
+  std::optional<leaf_pos> stop, attempt_stop;
+  std::uint64_t stop_token = 1, attempt_token = 1;
   for (;;) {
     const bool done = db.read([&](const read_view& v) {
       items.clear();
       n = 0;
       bool more = false;
+      attempt_token = db.optimistic_begin();  // this section's state, when it validates
+      const bool resume = stop && (attempt_token & 1) == 0 && attempt_token == stop_token;
+      attempt_stop.reset();
       walk(v, root, cur, [&](const node& leaf, std::uint32_t from, std::uint32_t to) {
         const geometry& g = *leaf.g;
         if (!g.var()) {  // fixed shape: copy whole cells (key then value) into records
@@ -234,7 +258,10 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
           for (std::uint32_t j = 0; j < take; ++j, out += rec)
             std::memcpy(out, leaf.fixed_leaf_cell(cur.reverse ? from - 1 - j : from + j), rec);
           n += take;
-          if (take < m) more = true;
+          if (take < m) {
+            more = true;
+            attempt_stop = leaf_pos{leaf.off, cur.reverse ? from - take : from + take};
+          }
           return take == m;
         }
         return each_in_run(leaf, from, to, cur.reverse, [&](const cell& c) {
@@ -258,9 +285,11 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
           items.push_back(it);
           return true;
         });
-      });
+      }, resume ? &*stop : nullptr);
       return !more;
     });
+    stop = attempt_stop;
+    stop_token = attempt_token;
     if (n == 0) return;
     std::string_view last;
     if (ks != 0) {
