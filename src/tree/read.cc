@@ -109,7 +109,13 @@ void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Run&& run, con
   if (!rg.reverse) {
     std::uint32_t i = at ? at->index : rg.lo.set ? leaf.search(rg.lo.key, rg.lo_exclusive) : 0;
     for (;;) {
-      const std::uint32_t end = rg.hi.set ? leaf.search(rg.hi.key, false) : leaf.count;
+      // The bound usually lies beyond this leaf: one compare with its last
+      // key instead of a binary search.
+      std::uint32_t end = leaf.count;
+      if (rg.hi.set && leaf.count > 0) {
+        const cell lc = leaf.at(leaf.count - 1);
+        if (compare(rg.hi.key, lc.key, lc.klen) <= 0) end = leaf.search(rg.hi.key, false);
+      }
       if (i < end) {
         const cell first = leaf.at(i), last = leaf.at(end - 1);
         cross(first);
@@ -124,7 +130,11 @@ void walk(R& r, std::uint64_t root, const detail::tree_range& rg, Run&& run, con
   } else {
     std::uint32_t i = at ? at->index : rg.hi.set ? leaf.search(rg.hi.key, false) : leaf.count;
     for (;;) {
-      const std::uint32_t stop = rg.lo.set ? leaf.search(rg.lo.key, rg.lo_exclusive) : 0;
+      std::uint32_t stop = 0;
+      if (rg.lo.set && leaf.count > 0) {
+        const cell fc = leaf.at(0);
+        if (compare(rg.lo.key, fc.key, fc.klen) >= 0) stop = leaf.search(rg.lo.key, rg.lo_exclusive);
+      }
       if (stop < i) {
         const cell first = leaf.at(i - 1), last = leaf.at(stop);
         cross(first);
