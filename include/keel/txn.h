@@ -93,10 +93,11 @@ class write_txn {
   // Sets [off, off+len) to zero. In space this transaction allocated it is
   // logged as one range without data, so zeroing a large new block is cheap.
   void zero(std::uint64_t off, std::uint64_t len);
-  // A hint: starts loading the 64-byte line holding `off` (the transaction's
-  // private copy when it has one, else the mapping), so that a later
-  // bytes()/mut_bytes() there overlaps its cache miss with other work. Any
-  // offset is allowed; one outside the arena is ignored.
+  // A hint: starts loading the mapping's 64-byte line holding `off`, from
+  // which a later bytes()/mut_bytes() of a line this transaction has not
+  // touched yet copies, so that its cache miss overlaps other work. Changes
+  // nothing. Any offset is allowed; one outside the arena, or a finished
+  // transaction, is ignored.
   void prefetch(std::uint64_t off) noexcept;
 
   template <class T>
