@@ -134,6 +134,7 @@ class store {
   struct read_attempt {
     read_view view;  // also holds the seqlock value it began at
     std::uint64_t deadline_ns = 0;
+    std::uint64_t spin_until_ns = 0;  // spin (no sleep) until then while a commit applies
     unsigned spins = 0;
   };
   explicit store(std::unique_ptr<impl> p);

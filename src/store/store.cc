@@ -443,12 +443,22 @@ void store::read_begin_slow(read_attempt& a) const {
     }
     // A commit is being applied (microseconds), or its writer died mid-apply.
     if (a.deadline_ns == 0) a.deadline_ns = now_ns() + static_cast<std::uint64_t>(s.opt.read_timeout.count()) * 1000000;
-    if (++a.spins < 128) continue;
+    // Spin first: an apply takes microseconds, and a sleep, however short
+    // the request, lasts the timer slack (50 us by default). Sleep only once
+    // the commit has been applying for longer than 100 us (a preempted or
+    // dead writer).
+    if (a.spin_until_ns == 0) a.spin_until_ns = now_ns() + 100'000;
+    if (++a.spins % 64 != 0 || now_ns() < a.spin_until_ns) {
+#if defined(__x86_64__) || defined(__i386__)
+      __builtin_ia32_pause();
+#endif
+      continue;
+    }
     if (now_ns() > a.deadline_ns)
       throw error(errc::busy, s.path,
                   "a commit has been applying for longer than read_timeout; if its writer died, open the store "
                   "for writing to recover");
-    std::this_thread::sleep_for(std::chrono::microseconds(a.spins < 1024 ? 1 : 50));
+    std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   std::uint64_t cursor = std::atomic_ref<std::uint64_t>(s.meta()->cursor).load(std::memory_order_relaxed);
   if (cursor > s.known_size.load(std::memory_order_relaxed)) {

@@ -312,9 +312,22 @@ std::uint64_t write_txn::impl::commit() {
       }
       for (auto [p, m] : s.first_buf) s.marks.at(p->off).seen |= m;
     }
-    // 4. Apply inside the seqlock; fresh space is already in place.
+    // 4. Apply inside the seqlock; fresh space is already in place. Each
+    // page about to change is first made writable with an atomic add of
+    // zero to one of its bytes (no reader can see a change), so the write
+    // fault a clean page takes after a checkpoint or write-back (page_mkwrite:
+    // microseconds) happens before readers are held off, not inside the window.
+    const std::span<const redo::range> page_ranges(ranges.data() + first_page_range,
+                                                   page_ranges_end - first_page_range);
+    std::uint64_t touched = UINT64_MAX;
+    for (const redo::range& r : page_ranges) {
+      const std::uint64_t page = r.off & ~(kPage - 1);
+      if (page == touched) continue;
+      touched = page;
+      __atomic_fetch_add(reinterpret_cast<unsigned char*>(s.base + r.off), 0, __ATOMIC_RELAXED);
+    }
     s.seq_enter();
-    s.apply(std::span<const redo::range>(ranges.data() + first_page_range, page_ranges_end - first_page_range));
+    s.apply(page_ranges);
     s.ctrl()->applied_lsn = lsn;
     s.ctrl()->applied_log_pos = s.log_end;
     s.seq_exit();
