@@ -241,11 +241,17 @@ inline const std::byte* page_of(write_txn& tx, std::uint64_t off) { return tx.by
 inline const std::string& path_of(const read_view& v) { return v.path(); }
 inline const std::string& path_of(write_txn& tx) { return tx.path(); }
 
+// A node offset read from the file: a whole page inside the allocated arena.
 template <class R>
-node load(R& r, std::uint64_t off, std::uint32_t level, const geometry& g) {
+void check_node_offset(R& r, std::uint64_t off) {
   if (off % kPage != 0) corrupt(path_of(r), off, "node offset not page aligned");
   if (off < 4 * kPage || r.limit() < kPage || off > r.limit() - kPage)
     corrupt(path_of(r), off, "node offset outside the allocated arena");
+}
+
+template <class R>
+node load(R& r, std::uint64_t off, std::uint32_t level, const geometry& g) {
+  check_node_offset(r, off);
   return parse(page_of(r, off), off, level, g, path_of(r));
 }
 

@@ -26,8 +26,7 @@ struct wnode {
 };
 
 wnode writable(write_txn& tx, std::uint64_t off) {
-  if (off % kPage != 0 || off < 4 * kPage || tx.limit() < kPage || off > tx.limit() - kPage)
-    corrupt(tx.path(), off, "node offset outside the allocated arena");
+  check_node_offset(tx, off);
   tx.mut_bytes(off, kHeader);  // makes the private copy; the header is about to change
   return {off, const_cast<std::byte*>(tx.bytes(off, kPage))};
 }
@@ -223,8 +222,7 @@ struct op {
   bool fast_append_fixed(std::string_view key, std::string_view value, bool must) {
     if (key.size() != g.ks || value.size() != g.vs) return false;  // the general path reports it
     const std::uint64_t off = b.last_leaf;
-    if (off % kPage != 0 || off < 4 * kPage || tx.limit() < kPage || off > tx.limit() - kPage)
-      corrupt(tx.path(), off, "node offset outside the allocated arena");
+    check_node_offset(tx, off);
     std::byte* p = tx.mut_bytes(off, kPage);
     const node n = parse(p, off, 0, g, tx.path());
     if (n.count == 0) return false;
