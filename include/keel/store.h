@@ -112,7 +112,6 @@ class store {
   // validate, discard it. No bounds are offered: follow only offsets checked
   // earlier against a read_view of this store (the arena never shrinks).
   std::uint64_t optimistic_begin() const noexcept {
-    if (closed_) [[unlikely]] return 1;
     return std::atomic_ref<std::uint64_t>(*seq_).load(std::memory_order_acquire);
   }
   bool optimistic_validate(std::uint64_t token) const noexcept {
@@ -176,6 +175,7 @@ class store {
   const std::atomic<std::uint64_t>* known_size_ = nullptr;
   const std::string* path_ = nullptr;
   bool closed_ = false;  // close() was called: reads throw (REQUIRES: not concurrent with close)
+  std::uint64_t closed_seq_ = 1;  // seq_ points here once closed: optimistic_begin's token is odd
 };
 
 }  // namespace keel

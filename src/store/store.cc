@@ -394,6 +394,7 @@ void store::close() {
   }
   s.closed = true;
   closed_ = true;
+  seq_ = &closed_seq_;  // before the mapping goes: an optimistic read now gives up
   s.release_resources();
   if (failure) std::rethrow_exception(failure);
 }

@@ -327,21 +327,56 @@ template <class K, class V>
   return s.old.groups != 0 && map_probe_old(s, key, h, out);
 }
 
-// The old table for map_probe_fast while a resize runs (out of line: most
-// lookups never get here): 1 found, 0 absent, -1 a fill of the cache
-// overlapped, or a bad migrate mark or max probe (then store::read reports
-// it). Takes the root block and the hash from the cache again rather than
-// from its caller, which then keeps fewer values live across its own probe.
+// Slot j (0..15) of the group whose first slot index is i0, for slot
+// geometries with at least a group's worth of slots per page: the group
+// then spans at most two pages, so one division by the slots per page
+// serves every slot of the group (a lookup needs two: the prefetched
+// preferred slot and the matched one).
 template <class K, class V>
-[[gnu::noinline]] int map_probe_fast_old(const layout_cache& c, std::uint64_t ver, const K& key, V& out) {
-  const std::byte* r = c.root();
-  const std::uint64_t seed = c.seed();
-  probe_table t = c.old_table();
+struct group_slots {
+  using L = map_layout<sizeof(K), sizeof(V)>;
+  static_assert(L::spp >= 16);
+  const std::byte* first_page;  // the page holding slot i0
+  std::uint32_t first;          // i0's position in it
+  group_slots(const std::byte* slots, std::uint64_t gi) noexcept {
+    const auto i0 = static_cast<std::uint32_t>(gi * 16);  // < 2^32: groups <= 2^28
+    first_page = slots + std::uint64_t{i0 / L::spp} * 4096;
+    first = i0 % L::spp;
+  }
+  const std::byte* at(unsigned j) const noexcept {
+    const std::uint32_t x = first + j;  // past the page's last slot: the next page's first ones
+    return first_page + std::uint64_t{x} * L::slot + (x >= L::spp ? 4096 - std::uint64_t{L::spp} * L::slot : 0);
+  }
+};
+
+// The rest of a map_probe_fast lookup (out of line: most lookups end in the
+// key's home group): the groups after the home group when it had no empty
+// slot (home_full), then the old table while a resize runs. 1 found, 0
+// absent, -1 as for map_probe_fast. Takes the layout from the cache again,
+// and checks it is one fill's, rather than from its caller, which then
+// keeps fewer values live across its own probe; reads the live max probe
+// and migrate mark from the root block r and bounds them.
+template <class K, class V>
+[[gnu::noinline]] int map_probe_fast_more(const std::byte* r, const layout_cache& c, std::uint64_t ver, bool home_full,
+                                          const K& key, V& out) {
+  const std::uint64_t groups = c.groups(), seed = c.seed();
+  const std::byte *ctrl = c.ctrl(), *slots = c.slots();
+  const probe_table old_t = c.old_table();
   if (!c.still(ver)) return -1;  // only one fill's fields may be followed
+  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
+  if (home_full) {
+    const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
+    if (max_probe >= groups) return -1;
+    if (max_probe > 0 && map_probe_groups<K, V, false>(ctrl, slots, groups - 1, (home_group(h, groups) + 1) & (groups - 1),
+                                                       max_probe - 1, h, 0, key, out))
+      return 1;
+  }
+  if (old_t.groups == 0) return 0;
+  probe_table t = old_t;
   const std::uint64_t migrate = load64(r + offsetof(map_root_bytes, migrate));
   t.max_probe = load64(r + offsetof(map_root_bytes, old) + 32);
   if (migrate >= t.groups || t.max_probe >= t.groups) return -1;
-  return map_probe_table(t, key, XXH3_64bits_withSeed(&key, sizeof(K), seed), migrate, out) ? 1 : 0;
+  return map_probe_table(t, key, h, migrate, out) ? 1 : 0;
 }
 
 // A lookup without a read_view (store::optimistic_begin): 1 found, 0
@@ -351,33 +386,55 @@ template <class K, class V>
 // take store::read. r is the root block in db's mapping (fixed for the
 // handle: the mapping never moves). The cached fields are checked to be one
 // fill's (still) before any is followed: a mix of two layouts could point
-// past the file. Every load here counts: a loop of gets overlaps as many
-// lookups' cache misses as the CPU's window holds.
+// past the file. Inline it probes only the key's home group, which ends
+// most lookups (a match, or an empty slot); the live max probe is needed
+// only past it. Every instruction here counts: a loop of gets overlaps as
+// many lookups' cache misses as the CPU's window holds.
 template <class K, class V>
 [[gnu::always_inline]] inline int map_probe_fast(const store& db, const std::byte* r, const layout_cache& c,
                                                  const K& key, V& out) {
-  const std::uint64_t token = db.optimistic_begin();
-  if ((token & 1) != 0) [[unlikely]]
-    return -1;
+  const std::uint64_t token = db.optimistic_begin();  // odd: a commit applies, or the store is closed
   // An empty cache has generation kNone, which no root's generation
   // reaches; a corrupt root that claims it still only probes tables
   // checked earlier (or none: groups 0).
   const std::uint64_t ver = c.begin(), gen = c.gen();
-  if ((ver & 1) != 0 || load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
+  if (((token | ver) & 1) != 0 || load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
     return -1;
   const std::uint64_t groups = c.groups(), seed = c.seed();
   const std::byte *ctrl = c.ctrl(), *slots = c.slots();
   const std::uint32_t shift = c.shift();
   if (!c.still(ver)) [[unlikely]]
     return -1;
-  const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
-  if (max_probe >= groups) [[unlikely]]
-    return -1;
-  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
-  int found = map_probe_groups(ctrl, slots, groups - 1, (h >> 1) >> shift, max_probe, h, 0, key, out) ? 1 : 0;
-  // A resize runs (read unchecked: map_probe_fast_old checks what it uses).
-  if (found == 0 && c.old_table().groups != 0) [[unlikely]]
-    found = map_probe_fast_old(c, ver, key, out);
+  int found;
+  if constexpr (map_layout<sizeof(K), sizeof(V)>::spp >= 16) {
+    const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
+    const std::uint64_t gi = (h >> 1) >> shift;
+    const group_slots<K, V> g(slots, gi);
+    // Start loading the preferred slot (usually the key's) while the
+    // control bytes load, so the two cache misses overlap.
+    const std::byte* pref = g.at(preferred_slot(h));
+    __builtin_prefetch(pref);
+    __builtin_prefetch(pref + sizeof(K) + sizeof(V) - 1);  // the slot may straddle two lines
+    const std::byte* cg = ctrl + gi * 16;
+    for (std::uint32_t m = group_match(cg, tag_of(h)); m != 0; m &= m - 1) {
+      const std::byte* s = g.at(static_cast<unsigned>(std::countr_zero(m)));
+      if (std::memcmp(s, &key, sizeof(K)) == 0) {
+        std::memcpy(&out, s + sizeof(K), sizeof(V));
+        return db.optimistic_validate(token) ? 1 : -1;
+      }
+    }
+    const bool home_full = group_match(cg, 0) == 0;
+    found = home_full || c.old_table().groups != 0 ? map_probe_fast_more(r, c, ver, home_full, key, out) : 0;
+    (void)groups;
+  } else {  // slots of a page or more: the general probe
+    const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
+    if (max_probe >= groups) [[unlikely]]
+      return -1;
+    const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
+    found = map_probe_groups(ctrl, slots, groups - 1, (h >> 1) >> shift, max_probe, h, 0, key, out) ? 1 : 0;
+    if (found == 0 && c.old_table().groups != 0) [[unlikely]]
+      found = map_probe_fast_more(r, c, ver, false, key, out);
+  }
   if (!db.optimistic_validate(token)) [[unlikely]]
     return -1;
   return found;
