@@ -63,7 +63,7 @@ class boost_map {
 
   void read_begin() {}
   void read_end() {}
-  bool get(std::uint64_t k, V& out) {
+  [[gnu::always_inline]] bool get(std::uint64_t k, V& out) {
     const auto it = map_->find(k);
     if (it == map_->end()) return false;
     out = it->second;

@@ -80,7 +80,7 @@ class keel_store {
 
   void read_begin() {}
   void read_end() {}
-  bool get(std::uint64_t k, V& out) {
+  [[gnu::always_inline]] bool get(std::uint64_t k, V& out) {
     if (auto v = map_->get(k)) {
       out = *v;
       return true;

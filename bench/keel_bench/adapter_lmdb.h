@@ -115,7 +115,7 @@ class lmdb_kv {
     mdb_txn_reset(rtxn_);
     reading_ = false;
   }
-  bool get(std::uint64_t k, V& out) {
+  [[gnu::always_inline]] bool get(std::uint64_t k, V& out) {
     const bool own = !reading_;
     if (own) read_begin();
     MDB_val key{8, &k}, val;

@@ -41,7 +41,7 @@ class ram_map {
 
   void read_begin() {}
   void read_end() {}
-  bool get(std::uint64_t k, value_type& out) {
+  [[gnu::always_inline]] bool get(std::uint64_t k, value_type& out) {
     const auto it = map_->find(k);
     if (it == map_->end()) return false;
     out = it->second;

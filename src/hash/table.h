@@ -55,7 +55,7 @@ struct geom {
 };
 
 inline std::uint64_t hash_of(const void* key, std::uint32_t ks, std::uint64_t seed) {
-  return XXH3_64bits_withSeed(key, ks, seed);
+  return detail::map_key_hash(key, ks, seed);
 }
 using detail::tag_of;
 inline std::uint64_t home_of(std::uint64_t h, std::uint64_t groups) { return detail::home_group(h, groups); }

@@ -16,6 +16,15 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+// xxhash declares XXH3_64bits_withSeed `static inline`, a hint only: in a
+// large translation unit the compiler leaves it a call, with its dispatch
+// on the length, even where the length is a constant (keel-bench's lookup
+// loop called it, and a get cost about twice what it costs in a small
+// program). Declared again here with always_inline (same function, one
+// more attribute), so every hash of a fixed-size key folds to the few
+// instructions of its length's case.
+[[gnu::always_inline]] inline XXH64_hash_t XXH3_64bits_withSeed(const void* input, size_t len, XXH64_hash_t seed);
+
 #include "keel/store.h"
 #include "keel/txn.h"
 
@@ -89,6 +98,12 @@ probe_table probe_view(const read_view& v, const std::byte* desc) {
   const std::uint64_t groups = load64(desc + 16);
   return {v.bytes(load64(desc), groups * 16), v.bytes(load64(desc + 8), (groups * 16 + SPP - 1) / SPP * 4096), groups,
           load64(desc + 32)};
+}
+
+// XXH3-64 of a key's n bytes with the map's seed: the hash readers and the
+// writer agree on.
+[[gnu::always_inline]] inline std::uint64_t map_key_hash(const void* key, std::size_t n, std::uint64_t seed) noexcept {
+  return XXH3_64bits_withSeed(key, n, seed);
 }
 
 // The slot tag of a hash (high bit set: a full slot) and its home group: the
@@ -322,7 +337,7 @@ template <class K, class V>
                                              V& out) {
   map_probe_state s;
   map_probe_layout<K, V>(v, root, c, s);
-  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), s.seed);
+  const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), s.seed);
   if (map_probe_table(s.cur, key, h, 0, out)) return true;
   return s.old.groups != 0 && map_probe_old(s, key, h, out);
 }
@@ -363,7 +378,7 @@ template <class K, class V>
   const std::byte *ctrl = c.ctrl(), *slots = c.slots();
   const probe_table old_t = c.old_table();
   if (!c.still(ver)) return -1;  // only one fill's fields may be followed
-  const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
+  const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
   if (home_full) {
     const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
     if (max_probe >= groups) return -1;
@@ -407,7 +422,7 @@ template <class K, class V>
     return -1;
   int found;
   if constexpr (map_layout<sizeof(K), sizeof(V)>::spp >= 16) {
-    const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
+    const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
     const std::uint64_t gi = (h >> 1) >> shift;
     const group_slots<K, V> g(slots, gi);
     // Start loading the preferred slot (usually the key's) while the
@@ -430,7 +445,7 @@ template <class K, class V>
     const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
     if (max_probe >= groups) [[unlikely]]
       return -1;
-    const std::uint64_t h = XXH3_64bits_withSeed(&key, sizeof(K), seed);
+    const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
     found = map_probe_groups(ctrl, slots, groups - 1, (h >> 1) >> shift, max_probe, h, 0, key, out) ? 1 : 0;
     if (found == 0 && c.old_table().groups != 0) [[unlikely]]
       found = map_probe_fast_more(r, c, ver, false, key, out);
@@ -456,7 +471,7 @@ std::size_t map_probe_many(const read_view& v, std::uint64_t root, layout_cache&
     const std::size_t w = std::min(kWindow, n - at);
     std::uint64_t h[kWindow], home[kWindow];
     for (std::size_t i = 0; i < w; ++i) {
-      h[i] = XXH3_64bits_withSeed(&keys[at + i], sizeof(K), s.seed);
+      h[i] = detail::map_key_hash(&keys[at + i], sizeof(K), s.seed);
       home[i] = home_group(h[i], s.cur.groups);
       __builtin_prefetch(s.cur.ctrl + home[i] * 16);
     }
