@@ -254,6 +254,7 @@ class layout_cache {
   // The old table while a resize runs (groups 0: none); its max probe and
   // the migrate mark are live fields of the root.
   probe_table old_table() const noexcept { return {ld(old_.ctrl), ld(old_.slots), ld(old_.groups), 0}; }
+  bool resizing() const noexcept { return ld(old_.groups) != 0; }  // an old table is cached
   const std::byte* root() const noexcept { return ld(root_); }  // the root block these fields were read from
   // No fill overlapped the reads since begin() returned v.
   bool still(std::uint64_t v) const noexcept {
@@ -415,13 +416,17 @@ template <class K, class V>
   const std::uint64_t ver = c.begin(), gen = c.gen();
   if (((token | ver) & 1) != 0 || load64(r + offsetof(map_root_bytes, layout_gen)) != gen) [[unlikely]]
     return -1;
-  const std::uint64_t groups = c.groups(), seed = c.seed();
+  const std::uint64_t seed = c.seed();
   const std::byte *ctrl = c.ctrl(), *slots = c.slots();
   const std::uint32_t shift = c.shift();
+  // The group count only for the general probe: the compiler keeps an
+  // atomic load even when its value goes unused.
+  constexpr bool kGroupSlots = map_layout<sizeof(K), sizeof(V)>::spp >= 16;
+  const std::uint64_t groups = kGroupSlots ? 0 : c.groups();
   if (!c.still(ver)) [[unlikely]]
     return -1;
   int found;
-  if constexpr (map_layout<sizeof(K), sizeof(V)>::spp >= 16) {
+  if constexpr (kGroupSlots) {
     const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
     const std::uint64_t gi = (h >> 1) >> shift;
     const group_slots<K, V> g(slots, gi);
@@ -439,15 +444,14 @@ template <class K, class V>
       }
     }
     const bool home_full = group_match(cg, 0) == 0;
-    found = home_full || c.old_table().groups != 0 ? map_probe_fast_more(r, c, ver, home_full, key, out) : 0;
-    (void)groups;
+    found = home_full || c.resizing() ? map_probe_fast_more(r, c, ver, home_full, key, out) : 0;
   } else {  // slots of a page or more: the general probe
     const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
     if (max_probe >= groups) [[unlikely]]
       return -1;
     const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
     found = map_probe_groups(ctrl, slots, groups - 1, (h >> 1) >> shift, max_probe, h, 0, key, out) ? 1 : 0;
-    if (found == 0 && c.old_table().groups != 0) [[unlikely]]
+    if (found == 0 && c.resizing()) [[unlikely]]
       found = map_probe_fast_more(r, c, ver, false, key, out);
   }
   if (!db.optimistic_validate(token)) [[unlikely]]
