@@ -211,11 +211,11 @@ class tree_map {
   }
   template <class F>
   void scan(const owned_range& r, F& f) const {
-    detail::tree_scan(*db_, root_, r.get(), &visit<F>, &f);
+    detail::tree_scan(*db_, root_, r.get(), &visit<F>, &f, &visit_run<F>);
   }
   template <class F>
   void scan(const detail::tree_range& r, F& f) const {
-    detail::tree_scan(*db_, root_, r, &visit<F>, &f);
+    detail::tree_scan(*db_, root_, r, &visit<F>, &f, &visit_run<F>);
   }
   std::optional<entry> one(std::optional<key_bytes> lo, std::optional<key_bytes> hi, bool reverse,
                            bool exclusive) const {
@@ -227,6 +227,22 @@ class tree_map {
     };
     scan(r, f);
     return got;
+  }
+  // A chunk's records in one call: the loop over them, and f, inline.
+  template <class F>
+  static bool visit_run(void* ctx, const char* recs, std::size_t n, std::uint32_t ks, std::uint32_t vs) {
+    if (ks != kKey || vs != sizeof(V)) [[unlikely]] {  // not this map's shape: one record at a time
+      for (std::size_t i = 0; i < n; ++i, recs += ks + vs)
+        if (!visit<F>(ctx, {recs, ks}, {recs + ks, vs})) return false;
+      return true;
+    }
+    for (std::size_t i = 0; i < n; ++i, recs += kKey + sizeof(V)) {
+      const K key = key_codec<K>::decode(reinterpret_cast<const unsigned char*>(recs));
+      V value;
+      std::memcpy(&value, recs + kKey, sizeof value);
+      if (!detail::keep_going(*static_cast<F*>(ctx), key, std::as_const(value))) return false;
+    }
+    return true;
   }
   template <class F>
   static bool visit(void* ctx, std::string_view k, std::string_view v) {

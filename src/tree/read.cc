@@ -230,7 +230,8 @@ void tree_scan(write_txn& tx, std::uint64_t root, const tree_range& r, tree_visi
 // that stops early (first, lower_bound, the last N) copies little.
 static constexpr std::size_t kFirstChunk = 32, kChunkEntries = 1024, kChunkBytes = 1 << 20;
 
-void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_visit f, void* ctx) {
+void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_visit f, void* ctx,
+               tree_visit_run run) {
   struct item {
     std::size_t k, kn, v, vn;
   };
@@ -304,8 +305,12 @@ void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_vi
     std::string_view last;
     if (ks != 0) {
       const std::size_t rec = ks + vs;
-      for (std::size_t i = 0; i < n; ++i)
-        if (!f(ctx, {buf.data() + i * rec, ks}, {buf.data() + i * rec + ks, vs})) return;
+      if (run != nullptr) {
+        if (!run(ctx, buf.data(), n, ks, vs)) return;
+      } else {
+        for (std::size_t i = 0; i < n; ++i)
+          if (!f(ctx, {buf.data() + i * rec, ks}, {buf.data() + i * rec + ks, vs})) return;
+      }
       last = {buf.data() + (n - 1) * rec, ks};
     } else {
       for (const item& it : items)

@@ -77,10 +77,16 @@ struct tree_range {
   bool reverse = false;
   bool lo_exclusive = false;  // (lo, hi) instead of [lo, hi): upper_bound
 };
+// A visitor of a run of n fixed-shape records (ks key bytes, then vs value
+// bytes, each), in visiting order: one call per chunk instead of one per
+// entry. Returns false to stop (the rest of the run is then not visited).
+using tree_visit_run = bool (*)(void* ctx, const char* records, std::size_t n, std::uint32_t ks, std::uint32_t vs);
 // Lock-free: runs in chunks, each one consistent read; the visitor runs
 // outside the read sections. Sees keys in order, never one twice, never a
-// torn entry; every key present for the whole walk is visited.
-void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_visit f, void* ctx);
+// torn entry; every key present for the whole walk is visited. A
+// fixed-shape tree's chunks go to run when it is set, else to f.
+void tree_scan(const store& db, std::uint64_t root, const tree_range& r, tree_visit f, void* ctx,
+               tree_visit_run run = nullptr);
 // Inside a caller's read section (one consistent view; keep it short).
 void tree_scan(const read_view& v, std::uint64_t root, const tree_range& r, tree_visit f, void* ctx);
 // Inside the write transaction (sees its own writes). f must not write the tree.
