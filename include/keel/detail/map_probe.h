@@ -19,10 +19,10 @@
 // xxhash declares XXH3_64bits_withSeed `static inline`, a hint only: in a
 // large translation unit the compiler leaves it a call, with its dispatch
 // on the length, even where the length is a constant (keel-bench's lookup
-// loop called it, and a get cost about twice what it costs in a small
-// program). Declared again here with always_inline (same function, one
-// more attribute), so every hash of a fixed-size key folds to the few
-// instructions of its length's case.
+// loop called it; inlining it took keel / absl from 2.54x to 2.29x in
+// read-interleaved at 10M entries). Declared again here with always_inline
+// (same function, one more attribute), so every hash of a fixed-size key
+// folds to the few instructions of its length's case.
 [[gnu::always_inline]] inline XXH64_hash_t XXH3_64bits_withSeed(const void* input, size_t len, XXH64_hash_t seed);
 
 #include "keel/store.h"
