@@ -100,6 +100,24 @@ class write_txn {
   // transaction, is ignored.
   void prefetch(std::uint64_t off) noexcept;
 
+  // The bytes [off, off+len) as the last commit left them, without this
+  // transaction's writes (the mapping; the span must lie inside one page).
+  // nullptr when the span lies in space this transaction allocated, which
+  // nothing committed uses. For a caller deciding whether
+  // mut_unpublished() applies.
+  const std::byte* committed_bytes(std::uint64_t off, std::size_t len);
+  // Like mut_bytes(), for bytes that nothing committed uses: the caller
+  // guarantees that no reader and no committed structure reads [off,
+  // off+len) as the last commit left it (a hash slot whose committed control
+  // byte says empty or deleted), so they only become meaningful through a
+  // mut_bytes() write of this transaction that publishes them. The write may
+  // then go straight to the mapping, without a private page copy; it is
+  // logged at commit like any other, and an abort leaves the bytes changed
+  // but still unused. Falls back to mut_bytes() where a crash could
+  // otherwise bring back a committed state that used them
+  // (docs/DURABILITY.md, "Unpublished writes").
+  std::byte* mut_unpublished(std::uint64_t off, std::size_t len);
+
   template <class T>
   T get(ref<T> r) {
     T v;

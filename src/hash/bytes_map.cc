@@ -150,12 +150,12 @@ bool put_impl(write_txn& tx, std::uint64_t root, std::string_view key, std::stri
     store_root(tx, root, rt);
     return false;
   }
-  make_room(tx, rt, k);
+  make_room(tx, root, rt, k);
   store_root(tx, root, rt);  // a resize is recorded before write_entry can fail
   const std::uint64_t slot[2] = {h, write_entry(tx, key, value)};
-  const std::uint64_t probe = place(tx, rt.cur, k.g, slot, slot, h);  // no value part: vs = 0
+  const std::uint64_t probe = place(tx, rt.cur, k.g, slot, slot, h, committed_cur(tx, root, rt.cur));  // no value part: vs = 0
   ++rt.size;
-  grow_after_long_probe(tx, rt, k, probe);
+  grow_after_long_probe(tx, root, rt, k, probe);
   store_root(tx, root, rt);
   return true;
 }
@@ -251,7 +251,7 @@ void bytes_map::reserve(write_txn& tx, std::uint64_t n) {
   if (n > fmt::kMaxGroups * kGroup / 8 * 7)
     throw error(errc::invalid_argument, tx.path(), "cannot reserve " + std::to_string(n) + " entries");
   map_root rt = write_prologue(tx, root_, k);
-  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, groups_for(n));
+  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, root_, rt, k, groups_for(n));
   store_root(tx, root_, rt);
 }
 

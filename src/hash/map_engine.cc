@@ -132,10 +132,10 @@ bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, co
     store_root(tx, root, rt);
     return false;
   }
-  make_room(tx, rt, k);
-  const std::uint64_t probe = place(tx, rt.cur, k.g, key, value, h);
+  make_room(tx, root, rt, k);
+  const std::uint64_t probe = place(tx, rt.cur, k.g, key, value, h, committed_cur(tx, root, rt.cur));
   ++rt.size;
-  grow_after_long_probe(tx, rt, k, probe);
+  grow_after_long_probe(tx, root, rt, k, probe);
   store_root(tx, root, rt);
   return true;
 }
@@ -177,7 +177,7 @@ void map_reserve(write_txn& tx, std::uint64_t root, map_shape s, std::uint64_t n
   if (n > fmt::kMaxGroups * kGroup / 8 * 7)
     throw error(errc::invalid_argument, tx.path(), "cannot reserve " + std::to_string(n) + " entries");
   map_root rt = write_prologue(tx, root, k);
-  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, rt, k, groups_for(n));
+  if (n * 8 > rt.cur.groups * kGroup * 7) start_resize(tx, root, rt, k, groups_for(n));
   store_root(tx, root, rt);
 }
 

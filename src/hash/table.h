@@ -204,10 +204,23 @@ inline void free_table(write_txn& tx, const geom& g, map_table& t) {
   t = {};
 }
 
+// Whether t is the current table of the map at `root` as the last commit
+// left it: only then do its committed control bytes say which of its slots
+// anything committed uses. (A table this transaction allocated may sit in
+// space that was, until now, another table, a free block or anything else.)
+inline bool committed_cur(write_txn& tx, std::uint64_t root, const map_table& t) {
+  const std::byte* p = tx.committed_bytes(root, sizeof(map_root));
+  if (p == nullptr) return false;  // a root this transaction allocated
+  map_root c;
+  std::memcpy(&c, p, sizeof c);
+  return c.cur.ctrl == t.ctrl && c.cur.slots == t.slots && c.cur.groups == t.groups;
+}
+
 // Puts a slot (ks + vs bytes: a then b) known to be absent into t. Returns
-// the probe distance.
+// the probe distance. `committed`: committed_cur(t) (its slots the last
+// commit left empty are filled without a private page copy).
 inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const void* a, const void* b,
-                           std::uint64_t h) {
+                           std::uint64_t h, bool committed) {
   const std::uint64_t mask = t.groups - 1, home = home_of(h, t.groups);
   for (std::uint64_t p = 0; p < t.groups; ++p) {
     const std::uint64_t gi = (home + p) & mask;
@@ -218,8 +231,14 @@ inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const voi
     const int i = (free >> pref) & 1 ? static_cast<int>(pref) : std::countr_zero(free);
     const bool was_empty = static_cast<std::uint8_t>(c[i]) == fmt::kCtrlEmpty;
     const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(i);
+    // A slot of the committed table that the last commit left empty or
+    // deleted is read by nobody until the control byte written here
+    // commits: its bytes can skip the private page copy
+    // (write_txn::mut_unpublished).
+    const bool unused = committed && (static_cast<std::uint8_t>(*tx.committed_bytes(t.ctrl + idx, 1)) & 0x80) == 0;
     *tx.mut_bytes(t.ctrl + idx, 1) = static_cast<std::byte>(tag_of(h));
-    std::byte* slot = tx.mut_bytes(g.slot_off(t, idx), g.ks + g.vs);
+    const std::uint64_t so = g.slot_off(t, idx);
+    std::byte* slot = unused ? tx.mut_unpublished(so, g.ks + g.vs) : tx.mut_bytes(so, g.ks + g.vs);
     std::memcpy(slot, a, g.ks);
     if (g.vs) std::memcpy(slot + g.ks, b, g.vs);
     if (was_empty) ++t.used;
@@ -240,17 +259,20 @@ inline void remove_at(write_txn& tx, map_table& t, std::uint64_t idx) {
 
 // Moves up to max_groups old groups into the new table.
 template <class P>
-void migrate(write_txn& tx, map_root& rt, const P& pol, std::uint64_t max_groups) {
+void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std::uint64_t max_groups) {
   const geom& g = pol.g;
-  std::vector<std::byte> entry(g.ks + g.vs);
+  const bool committed = rt.old.groups != 0 && committed_cur(tx, root, rt.cur);
   for (std::uint64_t n = 0; rt.old.groups != 0 && n < max_groups; ++n) {
     const std::uint64_t gi = rt.migrate;
     std::byte c[kGroup];
     std::memcpy(c, tx.bytes(rt.old.ctrl + gi * kGroup, kGroup), kGroup);
     for (std::uint32_t m = match_full(c); m != 0; m &= m - 1) {
       const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m));
-      std::memcpy(entry.data(), tx.bytes(g.slot_off(rt.old, idx), g.ks + g.vs), g.ks + g.vs);
-      place(tx, rt.cur, g, entry.data(), entry.data() + g.ks, pol.slot_hash(entry.data(), rt.seed));
+      // The old table's slots are never written while its entries move
+      // (place writes only the current table, whose blocks share no page
+      // with the old one's slots), so the pointer stays valid through place.
+      const std::byte* e = tx.bytes(g.slot_off(rt.old, idx), g.ks + g.vs);
+      place(tx, rt.cur, g, e, e + g.ks, pol.slot_hash(e, rt.seed), committed);
     }
     if (++rt.migrate == rt.old.groups) {
       free_table(tx, g, rt.old);
@@ -263,10 +285,10 @@ void migrate(write_txn& tx, map_root& rt, const P& pol, std::uint64_t max_groups
 // moved incrementally by later writes. The new table is allocated before
 // anything changes, so errc::full leaves the map as it was.
 template <class P>
-void start_resize(write_txn& tx, map_root& rt, const P& pol, std::uint64_t groups) {
+void start_resize(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std::uint64_t groups) {
   const geom& g = pol.g;
   map_table t = new_table(tx, g, groups);
-  migrate(tx, rt, pol, UINT64_MAX);  // a running resize finishes first (rare: see FORMAT.md)
+  migrate(tx, root, rt, pol, UINT64_MAX);  // a running resize finishes first (rare: see FORMAT.md)
   rt.old = rt.cur;
   rt.cur = t;
   rt.migrate = 0;
@@ -277,12 +299,12 @@ void start_resize(write_txn& tx, map_root& rt, const P& pol, std::uint64_t group
 // live entries are most of what is used, the same number when most used
 // slots are deleted ones (a rehash that drops them).
 template <class P>
-void make_room(write_txn& tx, map_root& rt, const P& pol) {
+void make_room(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol) {
   if ((rt.cur.used + 1) * 8 <= rt.cur.groups * kGroup * 7) return;
   const bool mostly_live = (rt.size + 1) * 2 > rt.cur.used;
   if (mostly_live && rt.cur.groups >= fmt::kMaxGroups)
     throw error(errc::full, tx.path(), "hash map reached its maximum of 2^32 slots");
-  start_resize(tx, rt, pol, mostly_live ? rt.cur.groups * 2 : rt.cur.groups);
+  start_resize(tx, root, rt, pol, mostly_live ? rt.cur.groups * 2 : rt.cur.groups);
 }
 
 // Every write starts here: it moves a few old groups and records that at
@@ -292,7 +314,7 @@ template <class P>
 map_root write_prologue(write_txn& tx, std::uint64_t root, const P& pol) {
   map_root rt = load_root(tx, root, pol.root_ks, pol.root_vs, pol.g);
   if (rt.old.groups != 0) {
-    migrate(tx, rt, pol, kMigrateGroups);
+    migrate(tx, root, rt, pol, kMigrateGroups);
     store_root(tx, root, rt);
   }
   return rt;
@@ -300,10 +322,10 @@ map_root write_prologue(write_txn& tx, std::uint64_t root, const P& pol) {
 
 // Growth after a long probe is an optimisation: a full store just skips it.
 template <class P>
-void grow_after_long_probe(write_txn& tx, map_root& rt, const P& pol, std::uint64_t probe) {
+void grow_after_long_probe(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std::uint64_t probe) {
   if (probe <= kLongProbe || rt.old.groups != 0 || rt.cur.groups >= fmt::kMaxGroups) return;
   try {
-    start_resize(tx, rt, pol, rt.cur.groups * 2);
+    start_resize(tx, root, rt, pol, rt.cur.groups * 2);
   } catch (const error& e) {
     if (e.code() != errc::full) throw;
   }

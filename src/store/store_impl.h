@@ -187,6 +187,9 @@ struct write_txn::impl {
     std::uint64_t lo, hi;
   };
   std::vector<extent> fresh, fresh_zero;
+  // Byte ranges of committed space written straight to the mapping by
+  // mut_unpublished(): logged at commit ahead of the private pages' ranges.
+  std::vector<extent> direct;
   bool active = true;
 
   impl(store::impl& st, std::unique_lock<std::mutex> lk);
@@ -194,6 +197,7 @@ struct write_txn::impl {
   // Unchecked against the arena start (internal users reach the meta page).
   const std::byte* ro(std::uint64_t off, std::size_t len);
   std::byte* rw(std::uint64_t off, std::size_t len);
+  std::byte* unpublished(std::uint64_t off, std::size_t len);
   void zero(std::uint64_t off, std::uint64_t len);
   std::uint64_t get64(std::uint64_t off) {
     std::uint64_t v;

@@ -83,15 +83,18 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
   return slot;
 }
 
-// Records [lo, hi) as written in fresh space. A write usually touches or
+// Records [lo, hi) as written in place. A write usually touches or
 // overlaps one of the last few extents (a node's header, slots and cells
 // grow in place), so those absorb it and the list stays short; commit sorts
-// and merges what remains.
-static void note_extent(std::vector<write_txn::impl::extent>& v, std::uint64_t lo, std::uint64_t hi) {
+// and merges what remains. `gap`: an extent also absorbs a write at most
+// this many bytes away (the bytes between are logged as the mapping holds
+// them, which costs less than a range header per write).
+static void note_extent(std::vector<write_txn::impl::extent>& v, std::uint64_t lo, std::uint64_t hi,
+                        std::uint64_t gap = 0) {
   const std::size_t n = v.size(), look = std::min<std::size_t>(n, 8);
   for (std::size_t i = n; i-- > n - look;) {
     write_txn::impl::extent& e = v[i];
-    if (lo <= e.hi && hi >= e.lo) {
+    if (lo <= e.hi + gap && hi + gap >= e.lo) {
       e.lo = std::min(e.lo, lo);
       e.hi = std::max(e.hi, hi);
       return;
@@ -117,6 +120,32 @@ std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
   return p->data + (off - page);
 }
 
+// Unpublished bytes go straight to the mapping when three things hold
+// (docs/DURABILITY.md, "Unpublished writes"): the page has no private copy
+// (whose stale lines a commit would otherwise write over them), and a crash
+// cannot bring back a committed state in which they were in use: the page
+// did not exist at the last checkpoint (recovery rewrites every byte of it
+// that a durable commit wrote), or every commit so far is durable (what is
+// unused now is unused in what any recovery restores), or each line's
+// checkpoint-epoch image is in the journal (recovery restores it first).
+std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
+  check_span(off, len);
+  const std::uint64_t page = off & ~(kPage - 1);
+  if (off >= committed_cursor || len == 0 || cached(page) || pages.find(page)) return rw(off, len);
+  bool safe = page >= s.ckpt_cursor || s.log_synced.load(std::memory_order_acquire) >= s.log_end;
+  if (!safe && s.opt.mode != durability::sync) {
+    const std::uint64_t m = line_mask(off - page, off - page + len);
+    safe = (s.marks.at(page).journaled & m) == m;
+  }
+  if (!safe) return rw(off, len);
+  // Nearby unpublished writes share a range (a resize fills the slots of
+  // two neighbouring groups): the bytes between are committed ones, logged
+  // as the mapping holds them, and a private copy's changes to them come
+  // later in the record.
+  note_extent(direct, off, off + len, 128);
+  return s.base + off;
+}
+
 void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
   while (len > 0) {
     if (off >= committed_cursor) {
@@ -138,6 +167,7 @@ void write_txn::impl::release() noexcept {
   dirty_list.clear();
   fresh.clear();
   fresh_zero.clear();
+  direct.clear();
   for (auto& p : recent) p = nullptr;
   active = false;
   if (lock.owns_lock()) lock.unlock();
@@ -220,6 +250,10 @@ std::uint64_t write_txn::impl::commit() {
       }
     };
     add_extents(fresh_zero, true);
+    // Unpublished bytes, from the mapping, before the private pages' ranges:
+    // a page copied after such a write holds the same bytes, and whatever
+    // the copy changed later must win on replay.
+    add_extents(direct, false);
     const std::size_t first_page_range = ranges.size();
     // Each page costs cache misses (its copy's header and lines, the
     // mapping's lines, its journal marks): start them a few pages ahead.
@@ -425,6 +459,23 @@ void write_txn::prefetch(std::uint64_t off) noexcept {
   // usual case for a scattered write) is filled from there. Looking up the
   // private copy would cost the miss this hint is meant to hide.
   if (p_ && p_->active && off >= fmt::kArenaOffset && off < p_->cursor) __builtin_prefetch(p_->s.base + off);
+}
+
+const std::byte* write_txn::committed_bytes(std::uint64_t off, std::size_t len) {
+  auto& t = live_txn(p_);
+  check_arena(t, off);
+  if (off >= t.committed_cursor && off <= t.cursor && len <= t.cursor - off) return nullptr;
+  if (len > t.committed_cursor - off || off % kPage + len > kPage)
+    throw error(errc::invalid_argument, t.s.path,
+                "committed_bytes: span [" + std::to_string(off) + ", +" + std::to_string(len) +
+                    ") is not inside one page of committed space");
+  return t.s.base + off;
+}
+
+std::byte* write_txn::mut_unpublished(std::uint64_t off, std::size_t len) {
+  auto& t = live_txn(p_);
+  check_arena(t, off);
+  return t.unpublished(off, len);
 }
 
 std::uint64_t write_txn::alloc(std::size_t n) { return allocator::allocate(live_txn(p_), n); }
