@@ -114,8 +114,9 @@ class write_txn {
   // then go straight to the mapping, without a private page copy; it is
   // logged at commit like any other, and an abort leaves the bytes changed
   // but still unused. Falls back to mut_bytes() where a crash could
-  // otherwise bring back a committed state that used them
-  // (docs/DURABILITY.md, "Unpublished writes").
+  // otherwise bring back a committed state that used them; a transaction
+  // with many such fallbacks syncs the log once instead (docs/DURABILITY.md,
+  // "Unpublished writes"), so this call can throw errc::io.
   std::byte* mut_unpublished(std::uint64_t off, std::size_t len);
 
   template <class T>

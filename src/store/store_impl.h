@@ -190,6 +190,7 @@ struct write_txn::impl {
   // Byte ranges of committed space written straight to the mapping by
   // mut_unpublished(): logged at commit ahead of the private pages' ranges.
   std::vector<extent> direct;
+  std::uint32_t unpublished_copies = 0;  // unpublished writes that took a private copy
   bool active = true;
 
   impl(store::impl& st, std::unique_lock<std::mutex> lk);
@@ -198,6 +199,10 @@ struct write_txn::impl {
   const std::byte* ro(std::uint64_t off, std::size_t len);
   std::byte* rw(std::uint64_t off, std::size_t len);
   std::byte* unpublished(std::uint64_t off, std::size_t len);
+  // Unpublished writes a transaction lets take a private copy before it
+  // syncs the log to write the rest in place.
+  static constexpr std::uint32_t kSyncAfterCopies = 64;
+  void sync_log_now();
   void zero(std::uint64_t off, std::uint64_t len);
   std::uint64_t get64(std::uint64_t off) {
     std::uint64_t v;

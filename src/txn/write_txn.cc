@@ -120,6 +120,19 @@ std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
   return p->data + (off - page);
 }
 
+// Makes every committed record durable (fdatasync of the log).
+void write_txn::impl::sync_log_now() {
+  try {
+    io::check(s.sys->fdatasync(s.log_fd), s.log_path, "fdatasync of the log");
+  } catch (const error& e) {
+    s.poison(e.what());
+    throw;
+  }
+  std::uint64_t v = s.log_synced.load();
+  while (v < s.log_end && !s.log_synced.compare_exchange_weak(v, s.log_end)) {
+  }
+}
+
 // Unpublished bytes go straight to the mapping when three things hold
 // (docs/DURABILITY.md, "Unpublished writes"): the page has no private copy
 // (whose stale lines a commit would otherwise write over them), and a crash
@@ -137,12 +150,20 @@ std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
     const std::uint64_t m = line_mask(off - page, off - page + len);
     safe = (s.marks.at(page).journaled & m) == m;
   }
+  if (!safe && ++unpublished_copies > kSyncAfterCopies) {
+    // A large transaction after a checkpoint (every page predates it) with
+    // unsynced commits: one log sync now makes every commit durable, and
+    // its remaining unpublished writes skip the copy, the diff and the
+    // journal image a commit would otherwise write for each line.
+    sync_log_now();
+    safe = true;
+  }
   if (!safe) return rw(off, len);
-  // Nearby unpublished writes share a range (a resize fills the slots of
-  // two neighbouring groups): the bytes between are committed ones, logged
-  // as the mapping holds them, and a private copy's changes to them come
-  // later in the record.
-  note_extent(direct, off, off + len, 128);
+  // Unpublished writes at most 16 bytes apart (a range header's size)
+  // share a range, as the diff's changed words do: the bytes between are
+  // committed ones, logged as the mapping holds them, and a private copy's
+  // changes to them come later in the record.
+  note_extent(direct, off, off + len, 16);
   return s.base + off;
 }
 
@@ -168,6 +189,7 @@ void write_txn::impl::release() noexcept {
   fresh.clear();
   fresh_zero.clear();
   direct.clear();
+  unpublished_copies = 0;
   for (auto& p : recent) p = nullptr;
   active = false;
   if (lock.owns_lock()) lock.unlock();
