@@ -190,6 +190,7 @@ struct write_txn::impl {
   // Byte ranges of committed space written straight to the mapping by
   // mut_unpublished(): logged at commit ahead of the private pages' ranges.
   std::vector<extent> direct;
+  std::vector<extent> extent_buf;  // commit's scratch for sorting extents
   std::uint32_t unpublished_copies = 0;  // unpublished writes that took a private copy
   bool active = true;
 

@@ -90,8 +90,8 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
 // this many bytes away (the bytes between are logged as the mapping holds
 // them, which costs less than a range header per write).
 static void note_extent(std::vector<write_txn::impl::extent>& v, std::uint64_t lo, std::uint64_t hi,
-                        std::uint64_t gap = 0) {
-  const std::size_t n = v.size(), look = std::min<std::size_t>(n, 8);
+                        std::uint64_t gap = 0, std::size_t lookback = 8) {
+  const std::size_t n = v.size(), look = std::min<std::size_t>(n, lookback);
   for (std::size_t i = n; i-- > n - look;) {
     write_txn::impl::extent& e = v[i];
     if (lo <= e.hi + gap && hi + gap >= e.lo) {
@@ -163,7 +163,7 @@ std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
   // share a range, as the diff's changed words do: the bytes between are
   // committed ones, logged as the mapping holds them, and a private copy's
   // changes to them come later in the record.
-  note_extent(direct, off, off + len, 16);
+  note_extent(direct, off, off + len, 16, 2);  // merging is only a saving: look at the last two
   return s.base + off;
 }
 
@@ -204,6 +204,31 @@ static inline std::uint64_t word(const std::byte* p) noexcept {
   std::uint64_t v;
   std::memcpy(&v, p, 8);
   return v;
+}
+
+// Sorts extents by start offset. A resize's commit holds hundreds of
+// thousands of them: an LSD radix sort (11-bit digits, as many as the
+// largest offset needs) takes a few passes where a comparison sort takes
+// about twenty.
+static void sort_extents(std::vector<write_txn::impl::extent>& v, std::vector<write_txn::impl::extent>& tmp) {
+  using extent = write_txn::impl::extent;
+  if (v.size() < 1024) {
+    std::sort(v.begin(), v.end(), [](const extent& a, const extent& b) { return a.lo < b.lo; });
+    return;
+  }
+  constexpr int kBits = 11;
+  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
+  std::uint64_t top = 0;
+  for (const extent& e : v) top |= e.lo;
+  tmp.resize(v.size());
+  std::vector<std::size_t> count(kBuckets + 1);
+  for (int shift = 0; shift < 64 && (top >> shift) != 0; shift += kBits) {
+    std::fill(count.begin(), count.end(), 0);
+    for (const extent& e : v) ++count[((e.lo >> shift) & (kBuckets - 1)) + 1];
+    for (std::size_t i = 0; i < kBuckets; ++i) count[i + 1] += count[i];
+    for (const extent& e : v) tmp[count[(e.lo >> shift) & (kBuckets - 1)]++] = e;
+    v.swap(tmp);
+  }
 }
 
 static std::uint64_t diff_run(std::vector<redo::range>& out, std::uint64_t page, std::uint64_t lo, std::uint64_t hi,
@@ -263,7 +288,7 @@ std::uint64_t write_txn::impl::commit() {
     ranges.clear();
     constexpr std::uint64_t kChunk = 1u << 20;
     auto add_extents = [&](std::vector<extent>& v, bool zero) {
-      std::sort(v.begin(), v.end(), [](const extent& a, const extent& b) { return a.lo < b.lo; });
+      sort_extents(v, extent_buf);
       for (std::size_t i = 0; i < v.size();) {
         extent e = v[i++];
         while (i < v.size() && v[i].lo <= e.hi) e.hi = std::max(e.hi, v[i++].hi);
