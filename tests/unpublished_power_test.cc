@@ -46,6 +46,54 @@ std::unique_ptr<keel::store> reopen(const std::string& img, keel::durability mod
   return keel::store::open(img, {.create_if_missing = false, .mode = mode, .os = &after});
 }
 
+// A checkpoint-mode store on a simulated OS with a u64 -> u64 map "m".
+// erase_after_checkpoint() then builds keys 1..n (values k * 100; the table
+// reserved for `reserve` entries when nonzero), a checkpoint, more than
+// 64 KiB of unsynced log in space that did not exist at the checkpoint (so
+// the next commits journal their first-changed lines rather than sync the
+// log), and a commit erasing every key: nothing since the checkpoint durable.
+struct erased_map {
+  keel_test::temp_dir dir;
+  std::string path = dir.path("s.keel");
+  sim_os sys;
+  std::mt19937_64 rng;
+  std::unique_ptr<keel::store> db;
+  keel::hash_map<u64, u64> map;
+  sim_os after;
+
+  erased_map(u64 seed, u64 n, u64 reserve)
+      : rng(seed),
+        db(keel::store::open(path, keel_test::power_run_options(keel::durability::checkpoint, &sys))),
+        map(keel::hash_map<u64, u64>::open(*db, "m")) {
+    db->write([&](keel::write_txn& tx) {
+      if (reserve != 0) map.reserve(tx, reserve);
+      for (u64 k = 1; k <= n; ++k) map.put(tx, k, k * 100);
+    });
+    db->checkpoint();
+    db->write([&](keel::write_txn& tx) {
+      const u64 big = tx.alloc(256 * 1024);
+      for (u64 o = 0; o < 256 * 1024; o += 4096) std::memset(tx.mut_bytes(big + o, 4096), 0x5a, 4096);
+      tx.free(big, 256 * 1024);  // still logged: only the record's size matters here
+    });
+    db->write([&](keel::write_txn& tx) {
+      for (u64 k = 1; k <= n; ++k) CHECK(map.erase(tx, k));
+    });
+  }
+  // A power cut now (every dirty data page reaches the disk, none of the
+  // unsynced log), the store closed, and its image opened after the reboot.
+  std::unique_ptr<keel::store> cut_and_reopen() {
+    sys.power_cut(path, dir.path("cut.keel"), {cut_policy::all, false, cut_policy::no_tail}, rng);
+    db->close();
+    return reopen(dir.path("cut.keel"), keel::durability::checkpoint, after);
+  }
+  // keel::check of the image, its problems printed.
+  bool image_clean() {
+    const keel::check_report rep = keel::check(dir.path("cut.keel"));
+    for (const auto& p : rep.problems) MESSAGE(p.where, " @", p.offset, ": ", p.what);
+    return rep.clean();
+  }
+};
+
 }  // namespace
 
 TEST_CASE("unpublished bytes of a page without a private copy go to the mapping; with one, they wait for commit") {
@@ -112,47 +160,20 @@ TEST_CASE("power loss: a slot erased and refilled by lost commits comes back wit
   // synced), and a second one puts a new key into S. If the new key's bytes
   // went straight to the mapping, write-back could take them to disk, and a
   // power cut then restores the journaled control byte (k's tag) over them.
-  keel_test::temp_dir dir;
-  const std::string path = dir.path("s.keel");
-  sim_os sys;
-  std::mt19937_64 rng(11);
-  auto db = keel::store::open(path, keel_test::power_run_options(keel::durability::checkpoint, &sys));
-  auto map = keel::hash_map<u64, u64>::open(*db, "m");
   constexpr u64 kKeys = 13;  // one 16-slot group, below the 7/8 load limit
-  db->write([&](keel::write_txn& tx) {
-    for (u64 k = 1; k <= kKeys; ++k) map.put(tx, k, k * 100);
+  erased_map e(11, kKeys, 0);
+  e.db->write([&](keel::write_txn& tx) {
+    for (u64 k = 1001; k < 1001 + kKeys; ++k) e.map.put(tx, k, k);
   });
-  db->checkpoint();
-  // More than 64 KiB of unsynced log in space that did not exist at the
-  // checkpoint: the next commits journal their first-changed lines rather
-  // than sync the log.
-  db->write([&](keel::write_txn& tx) {
-    const u64 big = tx.alloc(256 * 1024);
-    for (u64 o = 0; o < 256 * 1024; o += 4096) std::memset(tx.mut_bytes(big + o, 4096), 0x5a, 4096);
-    tx.free(big, 256 * 1024);  // still logged: only the record's size matters here
-  });
-  db->write([&](keel::write_txn& tx) {
-    for (u64 k = 1; k <= kKeys; ++k) CHECK(map.erase(tx, k));
-  });
-  db->write([&](keel::write_txn& tx) {
-    for (u64 k = 1001; k < 1001 + kKeys; ++k) map.put(tx, k, k);
-  });
-  CHECK(map.size() == kKeys);
-  CHECK(map.get(1001).value_or(0) == 1001);
-  // Every dirty data page reaches the disk, none of the unsynced log.
-  sys.power_cut(path, dir.path("cut.keel"), {cut_policy::all, false, cut_policy::no_tail}, rng);
-  db->close();
-
-  sim_os after;
-  auto back = reopen(dir.path("cut.keel"), keel::durability::checkpoint, after);
+  CHECK(e.map.size() == kKeys);
+  CHECK(e.map.get(1001).value_or(0) == 1001);
+  auto back = e.cut_and_reopen();
   auto m2 = keel::hash_map<u64, u64>::open(*back, "m");
   CHECK(m2.size() == kKeys);
   for (u64 k = 1; k <= kKeys; ++k) CHECK(m2.get(k).value_or(0) == k * 100);
   for (u64 k = 1001; k < 1001 + kKeys; ++k) CHECK(!m2.get(k).has_value());
   back->close();
-  const keel::check_report rep = keel::check(dir.path("cut.keel"));
-  for (const auto& p : rep.problems) MESSAGE(p.where, " @", p.offset, ": ", p.what);
-  CHECK(rep.clean());
+  CHECK(e.image_clean());
 }
 
 TEST_CASE("a table in space the last commit used otherwise (freed blocks) fills its slots through private copies") {
@@ -189,36 +210,16 @@ TEST_CASE("power loss: a large refill after lost erases syncs the log once, then
   // As above, with enough slots that the refill's private copies pass the
   // limit: the transaction then syncs the log (the erase becomes durable)
   // and writes the remaining slots straight into the mapping.
-  keel_test::temp_dir dir;
-  const std::string path = dir.path("s.keel");
-  sim_os sys;
-  std::mt19937_64 rng(13);
-  auto db = keel::store::open(path, keel_test::power_run_options(keel::durability::checkpoint, &sys));
-  auto map = keel::hash_map<u64, u64>::open(*db, "m");
   constexpr u64 kKeys = 4000;  // slots on more pages than the copies a transaction makes before it syncs
-  db->write([&](keel::write_txn& tx) {
-    map.reserve(tx, 8 * kKeys);  // no group fills up: the erases leave empty slots, the refill needs no rehash
-    for (u64 k = 1; k <= kKeys; ++k) map.put(tx, k, k * 100);
+  // Reserved: no group fills up, so the erases leave empty slots and the
+  // refill needs no rehash.
+  erased_map e(13, kKeys, 8 * kKeys);
+  const int syncs = e.sys.calls(keel_test::op::fdatasync);
+  e.db->write([&](keel::write_txn& tx) {
+    for (u64 k = 100001; k < 100001 + kKeys; ++k) e.map.put(tx, k, k);
+    CHECK(e.sys.calls(keel_test::op::fdatasync) == syncs + 1);  // before commit: the refill's log sync
   });
-  db->checkpoint();
-  db->write([&](keel::write_txn& tx) {
-    const u64 big = tx.alloc(256 * 1024);
-    for (u64 o = 0; o < 256 * 1024; o += 4096) std::memset(tx.mut_bytes(big + o, 4096), 0x5a, 4096);
-    tx.free(big, 256 * 1024);  // still logged: only the record's size matters here
-  });
-  db->write([&](keel::write_txn& tx) {
-    for (u64 k = 1; k <= kKeys; ++k) CHECK(map.erase(tx, k));
-  });
-  const int syncs = sys.calls(keel_test::op::fdatasync);
-  db->write([&](keel::write_txn& tx) {
-    for (u64 k = 100001; k < 100001 + kKeys; ++k) map.put(tx, k, k);
-    CHECK(sys.calls(keel_test::op::fdatasync) == syncs + 1);  // before commit: the refill's log sync
-  });
-  sys.power_cut(path, dir.path("cut.keel"), {cut_policy::all, false, cut_policy::no_tail}, rng);
-  db->close();
-
-  sim_os after;
-  auto back = reopen(dir.path("cut.keel"), keel::durability::checkpoint, after);
+  auto back = e.cut_and_reopen();
   auto m2 = keel::hash_map<u64, u64>::open(*back, "m");
   // The erase was made durable by the refill's log sync. The refill is
   // there whole (its commit synced the log too) or not at all.
@@ -235,7 +236,5 @@ TEST_CASE("power loss: a large refill after lost erases syncs the log once, then
   CHECK(m2.size() == new_keys);
   MESSAGE("recovered the state after the " << std::string(new_keys == 0 ? "erase" : "refill"));
   back->close();
-  const keel::check_report rep = keel::check(dir.path("cut.keel"));
-  for (const auto& p : rep.problems) MESSAGE(p.where, " @", p.offset, ": ", p.what);
-  CHECK(rep.clean());
+  CHECK(e.image_clean());
 }
