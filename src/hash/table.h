@@ -248,6 +248,37 @@ inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const voi
   throw error(errc::corrupt, tx.path(), "hash table has no free slot although its accounting says so");
 }
 
+// One group of t whose control bytes a resize writes several times: this
+// transaction's copy and the last commit's (nullptr unless the table is
+// committed_cur), looked up once for all of them.
+struct group_cursor {
+  std::uint64_t gi = UINT64_MAX;
+  std::byte* ctrl = nullptr;
+  const std::byte* committed = nullptr;
+};
+
+// Puts the slot `entry` (ks + vs bytes, hash h) known to be absent into
+// group gi of t, as place() would when gi is its home group and has a free
+// slot; false (nothing changed) when the group is full.
+inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const std::byte* entry, std::uint64_t h,
+                           std::uint64_t gi, group_cursor& gc, bool committed) {
+  if (gc.gi != gi) {
+    gc.ctrl = tx.mut_bytes(t.ctrl + gi * kGroup, kGroup);
+    gc.committed = committed ? tx.committed_bytes(t.ctrl + gi * kGroup, kGroup) : nullptr;
+    gc.gi = gi;
+  }
+  const std::uint32_t free = match_free(gc.ctrl);
+  if (free == 0) return false;
+  const unsigned pref = detail::preferred_slot(h);
+  const int i = (free >> pref) & 1 ? static_cast<int>(pref) : std::countr_zero(free);
+  if (static_cast<std::uint8_t>(gc.ctrl[i]) == fmt::kCtrlEmpty) ++t.used;
+  gc.ctrl[i] = static_cast<std::byte>(tag_of(h));
+  const std::uint64_t so = g.slot_off(t, gi * kGroup + static_cast<std::uint64_t>(i));
+  const bool unused = gc.committed != nullptr && (static_cast<std::uint8_t>(gc.committed[i]) & 0x80) == 0;
+  std::memcpy(unused ? tx.mut_unpublished(so, g.ks + g.vs) : tx.mut_bytes(so, g.ks + g.vs), entry, g.ks + g.vs);
+  return true;
+}
+
 inline void remove_at(write_txn& tx, map_table& t, std::uint64_t idx) {
   const std::uint64_t gi = idx / kGroup;
   // A group with an empty slot was never full, so no probe went past it:
@@ -262,6 +293,9 @@ template <class P>
 void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std::uint64_t max_groups) {
   const geom& g = pol.g;
   const bool committed = rt.old.groups != 0 && committed_cur(tx, root, rt.cur);
+  // Old group gi's entries mostly have their home there, so in the new
+  // table (twice the groups) their home is 2gi or 2gi+1: one cursor each.
+  group_cursor home_groups[2];
   for (std::uint64_t n = 0; rt.old.groups != 0 && n < max_groups; ++n) {
     const std::uint64_t gi = rt.migrate;
     std::byte c[kGroup];
@@ -272,7 +306,9 @@ void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std:
       // (place writes only the current table, whose blocks share no page
       // with the old one's slots), so the pointer stays valid through place.
       const std::byte* e = tx.bytes(g.slot_off(rt.old, idx), g.ks + g.vs);
-      place(tx, rt.cur, g, e, e + g.ks, pol.slot_hash(e, rt.seed), committed);
+      const std::uint64_t h = pol.slot_hash(e, rt.seed), home = home_of(h, rt.cur.groups);
+      if (!place_in_group(tx, rt.cur, g, e, h, home, home_groups[home & 1], committed))
+        place(tx, rt.cur, g, e, e + g.ks, h, committed);
     }
     if (++rt.migrate == rt.old.groups) {
       free_table(tx, g, rt.old);
