@@ -142,6 +142,9 @@ struct store::impl {
   // Extends the file (fallocate + fsync) so [0, need) exists. errc::full
   // past max_size or when the disk is full.
   void grow(std::uint64_t need);
+  // fdatasync of the log: every record written so far becomes durable
+  // (log_synced advances to log_end). Throws errc::io; the caller poisons.
+  void sync_log();
   // Makes the log file span at least `need` bytes (zero-filled reserve).
   void reserve_log(std::uint64_t need);
   void checkpoint_locked(bool clean_close);

@@ -120,16 +120,20 @@ std::byte* write_txn::impl::rw(std::uint64_t off, std::size_t len) {
   return p->data + (off - page);
 }
 
-// Makes every committed record durable (fdatasync of the log).
+void store::impl::sync_log() {
+  io::check(sys->fdatasync(log_fd), log_path, "fdatasync of the log");
+  std::uint64_t v = log_synced.load();
+  while (v < log_end && !log_synced.compare_exchange_weak(v, log_end)) {
+  }
+}
+
+// A sync failure poisons the handle, as in commit.
 void write_txn::impl::sync_log_now() {
   try {
-    io::check(s.sys->fdatasync(s.log_fd), s.log_path, "fdatasync of the log");
+    s.sync_log();
   } catch (const error& e) {
     s.poison(e.what());
     throw;
-  }
-  std::uint64_t v = s.log_synced.load();
-  while (v < s.log_end && !s.log_synced.compare_exchange_weak(v, s.log_end)) {
   }
 }
 
@@ -387,10 +391,7 @@ std::uint64_t write_txn::impl::commit() {
     s.log_written.store(s.log_end, std::memory_order_release);
     if (s.opt.mode == durability::batch && !s.flusher.joinable()) s.start_flusher();  // not at open: opens stay cheap
     if (sync_log) {
-      io::check(s.sys->fdatasync(s.log_fd), s.log_path, "fdatasync of the log");
-      std::uint64_t v = s.log_synced.load();
-      while (v < s.log_end && !s.log_synced.compare_exchange_weak(v, s.log_end)) {
-      }
+      s.sync_log();
       for (auto [p, m] : s.first_buf) s.marks.at(p->off).seen |= m;
     }
     // 4. Apply inside the seqlock; fresh space is already in place. Each
