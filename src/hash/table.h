@@ -216,52 +216,21 @@ inline bool committed_cur(write_txn& tx, std::uint64_t root, const map_table& t)
   return c.cur.ctrl == t.ctrl && c.cur.slots == t.slots && c.cur.groups == t.groups;
 }
 
-// Puts a slot (ks + vs bytes: a then b) known to be absent into t. Returns
-// the probe distance. `committed`: committed_cur(t) (its slots the last
-// commit left empty are filled without a private page copy).
-inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const void* a, const void* b,
-                           std::uint64_t h, bool committed) {
-  const std::uint64_t mask = t.groups - 1, home = home_of(h, t.groups);
-  for (std::uint64_t p = 0; p < t.groups; ++p) {
-    const std::uint64_t gi = (home + p) & mask;
-    const std::byte* c = tx.bytes(t.ctrl + gi * kGroup, kGroup);
-    const std::uint32_t free = match_free(c);
-    if (free == 0) continue;
-    const unsigned pref = detail::preferred_slot(h);
-    const int i = (free >> pref) & 1 ? static_cast<int>(pref) : std::countr_zero(free);
-    const bool was_empty = static_cast<std::uint8_t>(c[i]) == fmt::kCtrlEmpty;
-    const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(i);
-    // A slot of the committed table that the last commit left empty or
-    // deleted is read by nobody until the control byte written here
-    // commits: its bytes can skip the private page copy
-    // (write_txn::mut_unpublished).
-    const bool unused = committed && (static_cast<std::uint8_t>(*tx.committed_bytes(t.ctrl + idx, 1)) & 0x80) == 0;
-    *tx.mut_bytes(t.ctrl + idx, 1) = static_cast<std::byte>(tag_of(h));
-    const std::uint64_t so = g.slot_off(t, idx);
-    std::byte* slot = unused ? tx.mut_unpublished(so, g.ks + g.vs) : tx.mut_bytes(so, g.ks + g.vs);
-    std::memcpy(slot, a, g.ks);
-    if (g.vs) std::memcpy(slot + g.ks, b, g.vs);
-    if (was_empty) ++t.used;
-    t.max_probe = std::max(t.max_probe, p);
-    return p;
-  }
-  throw error(errc::corrupt, tx.path(), "hash table has no free slot although its accounting says so");
-}
-
-// One group of t whose control bytes a resize writes several times: this
-// transaction's copy and the last commit's (nullptr unless the table is
-// committed_cur), looked up once for all of them.
+// One group of t whose control bytes are written, possibly several times
+// (a resize fills a new group from several entries): this transaction's
+// copy and the last commit's (nullptr unless the table is committed_cur),
+// looked up once for all of them.
 struct group_cursor {
   std::uint64_t gi = UINT64_MAX;
   std::byte* ctrl = nullptr;
   const std::byte* committed = nullptr;
 };
 
-// Puts the slot `entry` (ks + vs bytes, hash h) known to be absent into
-// group gi of t, as place() would when gi is its home group and has a free
-// slot; false (nothing changed) when the group is full.
-inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const std::byte* entry, std::uint64_t h,
-                           std::uint64_t gi, group_cursor& gc, bool committed) {
+// Puts a slot (ks + vs bytes: a then b, hash h) known to be absent into
+// group gi of t; false (nothing changed) when the group is full.
+// `committed`: committed_cur(t).
+inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const void* a, const void* b,
+                           std::uint64_t h, std::uint64_t gi, group_cursor& gc, bool committed) {
   if (gc.gi != gi) {
     gc.ctrl = tx.mut_bytes(t.ctrl + gi * kGroup, kGroup);
     gc.committed = committed ? tx.committed_bytes(t.ctrl + gi * kGroup, kGroup) : nullptr;
@@ -273,10 +242,29 @@ inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const std
   const int i = (free >> pref) & 1 ? static_cast<int>(pref) : std::countr_zero(free);
   if (static_cast<std::uint8_t>(gc.ctrl[i]) == fmt::kCtrlEmpty) ++t.used;
   gc.ctrl[i] = static_cast<std::byte>(tag_of(h));
+  // A slot of the committed table that the last commit left empty or
+  // deleted is read by nobody until the control byte written here commits:
+  // its bytes can skip the private page copy (write_txn::mut_unpublished).
   const std::uint64_t so = g.slot_off(t, gi * kGroup + static_cast<std::uint64_t>(i));
   const bool unused = gc.committed != nullptr && (static_cast<std::uint8_t>(gc.committed[i]) & 0x80) == 0;
-  std::memcpy(unused ? tx.mut_unpublished(so, g.ks + g.vs) : tx.mut_bytes(so, g.ks + g.vs), entry, g.ks + g.vs);
+  std::byte* slot = unused ? tx.mut_unpublished(so, g.ks + g.vs) : tx.mut_bytes(so, g.ks + g.vs);
+  std::memcpy(slot, a, g.ks);
+  if (g.vs) std::memcpy(slot + g.ks, b, g.vs);
   return true;
+}
+
+// Puts a slot (ks + vs bytes: a then b) known to be absent into t, at the
+// first group from its home with room. Returns the probe distance.
+inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const void* a, const void* b,
+                           std::uint64_t h, bool committed) {
+  const std::uint64_t mask = t.groups - 1, home = home_of(h, t.groups);
+  for (std::uint64_t p = 0; p < t.groups; ++p) {
+    group_cursor gc;
+    if (!place_in_group(tx, t, g, a, b, h, (home + p) & mask, gc, committed)) continue;
+    t.max_probe = std::max(t.max_probe, p);
+    return p;
+  }
+  throw error(errc::corrupt, tx.path(), "hash table has no free slot although its accounting says so");
 }
 
 inline void remove_at(write_txn& tx, map_table& t, std::uint64_t idx) {
@@ -307,7 +295,7 @@ void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std:
       // with the old one's slots), so the pointer stays valid through place.
       const std::byte* e = tx.bytes(g.slot_off(rt.old, idx), g.ks + g.vs);
       const std::uint64_t h = pol.slot_hash(e, rt.seed), home = home_of(h, rt.cur.groups);
-      if (!place_in_group(tx, rt.cur, g, e, h, home, home_groups[home & 1], committed))
+      if (!place_in_group(tx, rt.cur, g, e, e + g.ks, h, home, home_groups[home & 1], committed))
         place(tx, rt.cur, g, e, e + g.ks, h, committed);
     }
     if (++rt.migrate == rt.old.groups) {
