@@ -536,7 +536,7 @@ TEST_CASE("log: a flipped byte in the middle is an error, a torn tail a note") {
     write_file(p + "-log", f);
     const check_report r = check(p);
     INFO(dump(r));
-    CHECK(find(r.problems, "log", recs[3], "outside the data file") != nullptr);
+    CHECK(find(r.problems, "log", recs[3], "outside the store") != nullptr);
   }
 }
 

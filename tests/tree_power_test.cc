@@ -304,9 +304,10 @@ subset_tally run_subsets(keel::durability mode, u64 seed, int transactions) {
     if (dirty <= kExhaustive) {
       ++t.exhaustive_points;
       for (u64 m = 0; m < (1ull << dirty); ++m)
-        state({cut_policy::mask, false, cut_policy::no_tail, m}, "page subset " + std::to_string(m));
+        state({cut_policy::mask, false, cut_policy::no_tail, m, m % 2 ? cut_policy::durable_size : cut_policy::live_size},
+              "page subset " + std::to_string(m));
     } else {
-      state({cut_policy::none}, "no page");
+      state({cut_policy::none, false, cut_policy::no_tail, 0, cut_policy::durable_size}, "no page, size of the last sync");
       state({cut_policy::all}, "every page");
       for (std::size_t i = 0; i < dirty && i < 64; ++i) {
         state({cut_policy::mask, false, cut_policy::no_tail, 1ull << i}, "only page " + std::to_string(i));

@@ -165,6 +165,8 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
 
     // 3. Replay every record since the checkpoint.
     std::uint64_t max_end = 0;
+    bool cursor_replayed = false;  // a record wrote the allocator cursor
+    constexpr std::uint64_t kCursorAt = fmt::kMetaOffset + offsetof(fmt::meta_page, cursor);
     redo::scan_result r;
     r.end = kHeader;
     if (log.get() >= 0) {
@@ -173,6 +175,7 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
                        [&](std::uint64_t, std::span<const redo::range> rs) {
                          for (const auto& x : rs) {
                            ensure_size(into, x.off + x.len, src);
+                           cursor_replayed |= x.off < kCursorAt + 8 && x.off + x.len > kCursorAt;
                            if (x.data)
                              std::memcpy(into.base + x.off, x.data, x.len);
                            else
@@ -187,9 +190,19 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
       }
     }
     if (!unchanged(sys, src_fd, src, sb)) continue;  // a checkpoint recycled the log meanwhile
-    if (max_end > size_of(sys, src_fd, src))
+    // In this boot the writer grew the file before any record referred to
+    // the new space. After a restart the file may be back at the size of
+    // its last sync (growth is not synced): the copy is extended as
+    // recovery would extend the store, to the records and the replayed
+    // allocator cursor.
+    if (ctrl_valid && max_end > size_of(sys, src_fd, src))
       throw error(errc::corrupt, log_path,
                   "a checksummed record writes up to " + std::to_string(max_end) + ", past the end of the data file");
+    if (!ctrl_valid && cursor_replayed) {
+      std::uint64_t cur = 0;
+      std::memcpy(&cur, into.base + kCursorAt, 8);
+      if (cur <= sb.max_size) ensure_size(into, cur, src);
+    }
     res.replayed = r.applied;
     res.log_end = r.end;
     res.lsn = std::max(r.last_lsn, sb.checkpoint_lsn);

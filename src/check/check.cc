@@ -156,8 +156,11 @@ bool valid_record_header(const fmt::record_header& h) {
   return h.magic == fmt::kRecordMagic && h.checksum == checksum(&h, offsetof(fmt::record_header, checksum));
 }
 
-void check_log(context& c, os& sys, const std::string& path, const fmt::superblock& sb, std::uint64_t data_size,
-               side_state& st) {
+// Records are bounded by max_size, not by the data file's size: growth is
+// not synced, so after a restart a durable record may write past the end of
+// a file cut back to its last synced size (recovery extends it).
+void check_log(context& c, os& sys, const std::string& path, const fmt::superblock& sb, side_state& st) {
+  const std::uint64_t limit = sb.max_size;
   io::fd_guard fd(sys, -1);
   std::uint64_t len = 0;
   if (!open_side(c, sys, path + "-log", "log", fmt::kLogMagic, sb, fd, len)) return;
@@ -254,9 +257,9 @@ void check_log(context& c, os& sys, const std::string& path, const fmt::superblo
       const std::uint64_t body = zero ? 0 : fmt::align_up(r.length, 8);
       if ((r.flags & ~fmt::kRangeZero) != 0 || body > end - at)
         bad = "range " + num(i) + " is malformed";
-      else if (r.offset < fmt::kMetaOffset || r.offset > data_size || r.length > data_size - r.offset)
-        bad = "range " + num(i) + " [" + num(r.offset) + ", +" + num(r.length) + ") lies outside the data file [" +
-              num(fmt::kMetaOffset) + ", " + num(data_size) + ")";
+      else if (r.offset < fmt::kMetaOffset || r.offset > limit || r.length > limit - r.offset)
+        bad = "range " + num(i) + " [" + num(r.offset) + ", +" + num(r.length) + ") lies outside the store [" +
+              num(fmt::kMetaOffset) + ", max size " + num(limit) + ")";
       at += body;
     }
     if (bad.empty() && at != end) bad = "payload holds bytes past its ranges";
@@ -449,7 +452,7 @@ check_report check(const std::string& path, const progress_fn& progress, const c
     sc.progress_done = c.progress_done;
     sc.progress_total = c.progress_total;
     const std::uint64_t data_size = size_of(sys, fd.get(), path);
-    check_log(sc, sys, path, sb, data_size, st);
+    check_log(sc, sys, path, sb, st);
     check_journal(sc, sys, path, sb, data_size, st);
     const bool moved = !same_superblocks(sys, fd.get(), path, sb);
     if (attempt == 2 && moved)

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <bit>
+#include <cstddef>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
@@ -38,7 +40,7 @@ bool store::impl::control_valid() const {
 
 bool store::impl::quiescent() {
   constexpr std::uint64_t kHeader = sizeof(fmt::file_header);
-  auto lr = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, sb.checkpoint_lsn, file_size,
+  auto lr = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, sb.checkpoint_lsn, sb.max_size,
                        [](std::uint64_t, std::span<const redo::range>) {});
   if (lr.applied > 0) return false;
   auto jr = journal::scan(*sys, jrn_fd, jrn_path, sb.checkpoint_lsn, file_size, [](std::uint64_t, std::uint64_t, const std::byte*) {});
@@ -47,6 +49,7 @@ bool store::impl::quiescent() {
 
 void store::impl::recover() {
   constexpr std::uint64_t kHeader = sizeof(fmt::file_header);
+  constexpr std::uint64_t kCursorAt = fmt::kMetaOffset + offsetof(fmt::meta_page, cursor);
   const int flags = writable ? O_RDWR : O_RDONLY;
   // A store whose creator died between renaming the data file into place and
   // writing its log and journal has never committed: give it fresh ones.
@@ -89,7 +92,25 @@ void store::impl::recover() {
            side::zero_from(*sys, log_fd, log_path, end, end + sizeof(fmt::record_header));
   };
   ckpt_cursor = sb.cursor;
-  auto replay = [&](std::uint64_t, std::span<const redo::range> rs) { apply(rs); };
+  // Records may write past the file's end: growth is not synced, so after a
+  // power cut the file can be back at the size of its last sync (a
+  // checkpoint's at least). Extend it first, as the writer did; records are
+  // bounded by max_size. A replayed allocator cursor past the end is
+  // covered after the replay.
+  bool cursor_replayed = false;
+  auto replay = [&](std::uint64_t, std::span<const redo::range> rs) {
+    std::uint64_t end = 0;
+    for (const redo::range& x : rs) {
+      end = std::max<std::uint64_t>(end, x.off + x.len);
+      cursor_replayed |= x.off < kCursorAt + 8 && x.off + x.len > kCursorAt;
+    }
+    grow(end);
+    apply(rs);
+  };
+  auto cover_cursor = [&] {
+    const std::uint64_t cur = meta()->cursor;
+    if (cursor_replayed && cur > file_size && cur <= sb.max_size) grow(cur);
+  };
   const bool half_applied = (seq().load() & 1) != 0;  // a writer died inside apply
   seq_enter();  // also holds readers off that half-applied commit
   try {
@@ -117,12 +138,13 @@ void store::impl::recover() {
         }
       }
       if (hint_ok) {
-        r = redo::scan(*sys, log_fd, log_path, hint_pos, hint_lsn, hint_lsn, file_size, replay);
+        r = redo::scan(*sys, log_fd, log_path, hint_pos, hint_lsn, hint_lsn, sb.max_size, replay);
         hint_ok = (r.stop.empty() && static_cast<std::int64_t>(r.end) == log_len) ||
                   reserve_follows(r.end, static_cast<std::uint64_t>(log_len));
       }
       const std::uint64_t skip = hint_ok ? hint_lsn : L;
-      if (!hint_ok) r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, file_size, replay);
+      if (!hint_ok) r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, sb.max_size, replay);
+      cover_cursor();
       recovered_records = r.applied;
       recovery = r.applied > 0 || half_applied ? 1 : 0;
       last_lsn = std::max(r.last_lsn, skip);
@@ -153,7 +175,8 @@ void store::impl::recover() {
                       }
                     });
       restored_pages = restored.size();
-      auto r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, file_size, replay);
+      auto r = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, L, sb.max_size, replay);
+      cover_cursor();
       recovered_records = r.applied;
       last_lsn = std::max(r.last_lsn, L);
       last_commit_ns = r.last_commit_ns;

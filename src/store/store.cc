@@ -79,11 +79,12 @@ void store::impl::grow(std::uint64_t need) {
     poison("fallocate failed");  // the file may be half extended: trust nothing more
     io::fail(path, "fallocate", r);
   }
-  r = sys->fsync(fd);  // the new size must be durable before anything refers to it
-  if (r < 0) {
-    poison("fsync after growing the file failed");
-    io::fail(path, "fsync after growing the file", r);
-  }
+  // No fsync: the new size becomes durable with the next checkpoint (its
+  // msync and the superblock's fdatasync). A power cut before then can
+  // leave the file at its old size; recovery extends it again before it
+  // replays a record that writes past the end (DURABILITY.md, "Growing the
+  // file"). An fsync here wrote back every dirty page of the store, so a
+  // fill paid a partial checkpoint at every growth step.
   file_size = target;
   known_size.store(target);
 }
@@ -110,6 +111,14 @@ void store::impl::checkpoint_locked(bool clean_close) {
   if (int r = sys->msync(base, fmt::align_up(cursor, kPage)); r < 0) {
     poison("msync failed");
     io::fail(path, "msync of the data during checkpoint", r);
+  }
+  // 2. The size the superblock is about to record: growth since the last
+  //    checkpoint was not synced (grow()).
+  if (file_size > sb.file_size) {
+    if (int r = sys->fdatasync(fd); r < 0) {
+      poison("fdatasync of the grown data file failed");
+      io::fail(path, "fdatasync of the grown data file during checkpoint", r);
+    }
   }
   fmt::superblock n = sb;
   n.slot = 1 - sb.slot;

@@ -112,7 +112,7 @@ scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, st
       // Checksums matched, so this was written as is: not a torn tail.
       throw error(errc::corrupt, path,
                   "record LSN " + std::to_string(h.lsn) + " at " + std::to_string(pos) +
-                      " has a range outside the data file");
+                      " has a range outside the store (before the meta page or past max_size), or is malformed");
     }
     if (h.lsn > skip_upto) {
       on_record(h.lsn, ranges);

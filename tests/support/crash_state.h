@@ -26,14 +26,15 @@ struct power_outcome {
 };
 
 // The five cut policies arm_power_cuts takes in turn: nothing unsynced
-// reaches the disk; everything does; random pages and log/journal prefixes;
+// reaches the disk (a data file grown since its last sync keeps its old
+// size); everything does; random pages, log/journal prefixes and file size;
 // the same with one page torn; every page, one torn, no log/journal tail.
 inline constexpr cut_policy kPowerCutPolicies[] = {
-    {cut_policy::none, false, cut_policy::no_tail},
-    {cut_policy::all, false, cut_policy::whole_tail},
-    {cut_policy::random, false, cut_policy::random_tail},
-    {cut_policy::random, true, cut_policy::random_tail},
-    {cut_policy::all, true, cut_policy::no_tail},
+    {cut_policy::none, false, cut_policy::no_tail, 0, cut_policy::durable_size},
+    {cut_policy::all, false, cut_policy::whole_tail, 0, cut_policy::live_size},
+    {cut_policy::random, false, cut_policy::random_tail, 0, cut_policy::random_size},
+    {cut_policy::random, true, cut_policy::random_tail, 0, cut_policy::random_size},
+    {cut_policy::all, true, cut_policy::no_tail, 0, cut_policy::live_size},
 };
 
 // The store under test: small, and durable only through sync commits and

@@ -88,9 +88,10 @@ void sim_os::make_durable(const std::string& path, std::uint64_t off, std::uint6
     d = now;
     return;
   }
-  if (off >= now.size()) return;
-  len = std::min<std::uint64_t>(len, now.size() - off);
-  if (d.size() < off + len) d.resize(off + len, '\0');
+  // A range (msync) makes its pages durable, not a size: pages past the
+  // durable size stay lost until a sync of the whole file.
+  if (off >= std::min(now.size(), d.size())) return;
+  len = std::min<std::uint64_t>(len, std::min(now.size(), d.size()) - off);
   std::memcpy(d.data() + off, now.data() + off, len);
 }
 
@@ -260,7 +261,13 @@ void sim_os::power_cut(const std::string& path, const std::string& dest, const c
       disk = it == durable_.end() ? now : it->second;
     }
     if (*suffix == '\0') {
-      // Data file: the kernel may have written back any dirty page, whole or torn.
+      // Data file: the kernel may have written back any dirty page, whole or
+      // torn, and the grown size with it, or kept the size of the last sync
+      // (then the pages past it are lost, whatever was written back).
+      const bool short_file = disk.size() < now.size() &&
+                              (p.data_size == cut_policy::durable_size ||
+                               (p.data_size == cut_policy::random_size && rng() % 2 == 0));
+      const std::size_t size = short_file ? disk.size() : now.size();
       disk.resize(std::max(disk.size(), now.size()), '\0');
       std::vector<std::size_t> dirty;
       for (std::size_t off = 0; off < now.size(); off += kPage) {
@@ -282,6 +289,7 @@ void sim_os::power_cut(const std::string& path, const std::string& dest, const c
         for (std::size_t s = 0; s < n; s += 512)
           if (rng() % 2) std::memcpy(disk.data() + off + s, now.data() + off + s, std::min<std::size_t>(512, n - s));
       }
+      disk.resize(size);
     } else if (p.side_tail != cut_policy::no_tail && now.size() > 0) {
       // Log/journal: any prefix of the unsynced bytes may have reached the disk.
       std::size_t same = 0;
