@@ -35,7 +35,13 @@ void store::impl::seq_exit() noexcept {
 }
 
 void store::impl::apply(std::span<const redo::range> ranges) noexcept {
-  for (const auto& r : ranges) {
+  // Scattered ranges (a control byte here, a slot there) each miss the
+  // cache and the TLB: start the stores' lines a few ranges ahead.
+  constexpr std::size_t kAhead = 8;
+  for (std::size_t i = 0; i < ranges.size() && i < kAhead; ++i) __builtin_prefetch(base + ranges[i].off, 1);
+  for (std::size_t i = 0; i < ranges.size(); ++i) {
+    if (i + kAhead < ranges.size()) __builtin_prefetch(base + ranges[i + kAhead].off, 1);
+    const redo::range& r = ranges[i];
     if (r.data)
       std::memcpy(base + r.off, r.data, r.len);
     else
