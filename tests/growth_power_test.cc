@@ -49,50 +49,71 @@ bool clean(const keel::check_report& rep) {
   return rep.clean();
 }
 
+// A sync-mode store on a simulated OS with a u64 -> u64 map "m", just
+// checkpointed: its file size is durable (synced_size).
+struct synced_store {
+  keel_test::temp_dir dir;
+  std::string path = dir.path("s.keel"), img = dir.path("cut.keel");
+  sim_os sys;
+  std::mt19937_64 rng;
+  std::unique_ptr<keel::store> db;
+  keel::hash_map<u64, u64> m;
+  u64 synced_size = 0;
+
+  explicit synced_store(u64 seed)
+      : rng(seed),
+        db(keel::store::open(path, keel_test::power_run_options(keel::durability::sync, &sys))),
+        m(keel::hash_map<u64, u64>::open(*db, "m")) {
+    db->checkpoint();
+    synced_size = fs::file_size(path);
+  }
+  // A power cut now with the file at its synced size, the store closed,
+  // and the image marked as of another boot.
+  void cut_short() {
+    sys.power_cut(path, img, kShortFile, rng);
+    db->close();
+    REQUIRE(fs::file_size(img) == synced_size);  // the grown size was lost
+    forget_boot(img);
+  }
+  // The image opened as the first writer after a reboot.
+  std::unique_ptr<keel::store> reopen(sim_os& after) {
+    after.new_boot();
+    return keel::store::open(img, {.create_if_missing = false, .mode = keel::durability::sync, .os = &after});
+  }
+};
+
 }  // namespace
 
 TEST_CASE("power loss: sync commits into space grown since the checkpoint survive a file cut back to its synced size") {
-  keel_test::temp_dir dir;
-  const std::string path = dir.path("s.keel"), img = dir.path("cut.keel");
-  sim_os sys;
-  std::mt19937_64 rng(3);
-  auto db = keel::store::open(path, keel_test::power_run_options(keel::durability::sync, &sys));
-  auto m = keel::hash_map<u64, u64>::open(*db, "m");
-  db->checkpoint();
-  const u64 synced_size = fs::file_size(path);
-  const int fsyncs = sys.calls(op::fsync);
+  synced_store st(3);
+  const int fsyncs = st.sys.calls(op::fsync);
   constexpr u64 kTxns = 20, kPerTxn = 2000;
   for (u64 t = 0; t < kTxns; ++t)
-    db->write([&](keel::write_txn& tx) {
-      for (u64 k = t * kPerTxn; k < (t + 1) * kPerTxn; ++k) m.put(tx, k, k * 3 + 1);
+    st.db->write([&](keel::write_txn& tx) {
+      for (u64 k = t * kPerTxn; k < (t + 1) * kPerTxn; ++k) st.m.put(tx, k, k * 3 + 1);
     });
-  CHECK(sys.calls(op::fsync) == fsyncs);  // growing made nothing but the log durable
-  const u64 live_size = fs::file_size(path), last_lsn = db->info().last_lsn;
-  REQUIRE(live_size > 4 * synced_size);
-
-  sys.power_cut(path, img, kShortFile, rng);
-  db->close();
-  CHECK(fs::file_size(img) == synced_size);  // the grown size was lost
-  forget_boot(img);
+  CHECK(st.sys.calls(op::fsync) == fsyncs);  // growing made nothing but the log durable
+  const u64 live_size = fs::file_size(st.path), last_lsn = st.db->info().last_lsn;
+  REQUIRE(live_size > 4 * st.synced_size);
+  st.cut_short();
 
   // Without recovery: keel::check and keel::backup work on a snapshot that
   // the log extends.
-  CHECK(clean(keel::check(img)));
-  const auto b = keel::backup(img, dir.path("copy.keel"));
+  CHECK(clean(keel::check(st.img)));
+  const auto b = keel::backup(st.img, st.dir.path("copy.keel"));
   CHECK(b.lsn == last_lsn);
   {
-    auto copy = keel::store::open(dir.path("copy.keel"), {.create_if_missing = false});
+    auto copy = keel::store::open(st.dir.path("copy.keel"), {.create_if_missing = false});
     auto mc = keel::hash_map<u64, u64>::open(*copy, "m");
     CHECK(mc.size() == kTxns * kPerTxn);
   }
 
-  sim_os after;
-  after.new_boot();
   {
-    auto back = keel::store::open(img, {.create_if_missing = false, .mode = keel::durability::sync, .os = &after});
+    sim_os after;
+    auto back = st.reopen(after);
     CHECK(back->info().recovered_records == kTxns);
     CHECK(back->info().last_lsn == last_lsn);
-    CHECK(fs::file_size(img) >= live_size / 2);
+    CHECK(fs::file_size(st.img) >= live_size / 2);
     auto m2 = keel::hash_map<u64, u64>::open(*back, "m");
     REQUIRE(m2.size() == kTxns * kPerTxn);
     u64 wrong = 0;
@@ -100,10 +121,9 @@ TEST_CASE("power loss: sync commits into space grown since the checkpoint surviv
     CHECK(wrong == 0);
     back->write([&](keel::write_txn& tx) { m2.put(tx, 1u << 30, 7); });
   }
-  CHECK(clean(keel::check(img)));
+  CHECK(clean(keel::check(st.img)));
   sim_os again;
-  again.new_boot();
-  auto back = keel::store::open(img, {.create_if_missing = false, .mode = keel::durability::sync, .os = &again});
+  auto back = st.reopen(again);
   auto m3 = keel::hash_map<u64, u64>::open(*back, "m");
   CHECK(m3.size() == kTxns * kPerTxn + 1);
 }
@@ -113,31 +133,20 @@ TEST_CASE("power loss: an allocation past the synced end that no record writes t
   // block (allocated last) is not written at all, so the replayed records
   // end well before the allocator cursor they set. Recovery must cover the
   // cursor too, else the meta page points past the file.
-  keel_test::temp_dir dir;
-  const std::string path = dir.path("s.keel"), img = dir.path("cut.keel");
-  sim_os sys;
-  std::mt19937_64 rng(5);
-  auto db = keel::store::open(path, keel_test::power_run_options(keel::durability::sync, &sys));
-  auto m = keel::hash_map<u64, u64>::open(*db, "m");
-  db->checkpoint();
-  const u64 synced_size = fs::file_size(path);
-  db->write([&](keel::write_txn& tx) {
-    m.reserve(tx, 100000);
-    m.put(tx, 42, 4242);
+  synced_store st(5);
+  st.db->write([&](keel::write_txn& tx) {
+    st.m.reserve(tx, 100000);
+    st.m.put(tx, 42, 4242);
   });
-  const u64 cursor = db->info().arena_used;
-  REQUIRE(cursor > synced_size + (1 << 20));
-  sys.power_cut(path, img, kShortFile, rng);
-  db->close();
-  REQUIRE(fs::file_size(img) == synced_size);
-  forget_boot(img);
-  CHECK(clean(keel::check(img)));
+  const u64 cursor = st.db->info().arena_used;
+  REQUIRE(cursor > st.synced_size + (1 << 20));
+  st.cut_short();
+  CHECK(clean(keel::check(st.img)));
 
   sim_os after;
-  after.new_boot();
-  auto back = keel::store::open(img, {.create_if_missing = false, .mode = keel::durability::sync, .os = &after});
+  auto back = st.reopen(after);
   CHECK(back->info().arena_used == cursor);
-  CHECK(fs::file_size(img) >= cursor);
+  CHECK(fs::file_size(st.img) >= cursor);
   auto m2 = keel::hash_map<u64, u64>::open(*back, "m");
   CHECK(m2.get(42).value_or(0) == 4242);
   back->write([&](keel::write_txn& tx) {  // fills slots across the whole table
@@ -145,7 +154,7 @@ TEST_CASE("power loss: an allocation past the synced end that no record writes t
   });
   CHECK(m2.size() == 50001);
   back->close();
-  CHECK(clean(keel::check(img)));
+  CHECK(clean(keel::check(st.img)));
 }
 
 TEST_CASE("a checkpoint makes a grown size durable before its superblock records it") {
