@@ -166,7 +166,6 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
     // 3. Replay every record since the checkpoint.
     std::uint64_t max_end = 0;
     bool cursor_replayed = false;  // a record wrote the allocator cursor
-    constexpr std::uint64_t kCursorAt = fmt::kMetaOffset + offsetof(fmt::meta_page, cursor);
     redo::scan_result r;
     r.end = kHeader;
     if (log.get() >= 0) {
@@ -175,7 +174,7 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
                        [&](std::uint64_t, std::span<const redo::range> rs) {
                          for (const auto& x : rs) {
                            ensure_size(into, x.off + x.len, src);
-                           cursor_replayed |= x.off < kCursorAt + 8 && x.off + x.len > kCursorAt;
+                           cursor_replayed |= redo::writes_cursor(x);
                            if (x.data)
                              std::memcpy(into.base + x.off, x.data, x.len);
                            else
@@ -200,7 +199,7 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
                   "a checksummed record writes up to " + std::to_string(max_end) + ", past the end of the data file");
     if (!ctrl_valid && cursor_replayed) {
       std::uint64_t cur = 0;
-      std::memcpy(&cur, into.base + kCursorAt, 8);
+      std::memcpy(&cur, into.base + fmt::kMetaOffset + offsetof(fmt::meta_page, cursor), 8);
       if (cur <= sb.max_size) ensure_size(into, cur, src);
     }
     res.replayed = r.applied;

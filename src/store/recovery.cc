@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <bit>
-#include <cstddef>
 #include <cerrno>
 #include <cstring>
 #include <unordered_map>
@@ -49,7 +48,6 @@ bool store::impl::quiescent() {
 
 void store::impl::recover() {
   constexpr std::uint64_t kHeader = sizeof(fmt::file_header);
-  constexpr std::uint64_t kCursorAt = fmt::kMetaOffset + offsetof(fmt::meta_page, cursor);
   const int flags = writable ? O_RDWR : O_RDONLY;
   // A store whose creator died between renaming the data file into place and
   // writing its log and journal has never committed: give it fresh ones.
@@ -102,7 +100,7 @@ void store::impl::recover() {
     std::uint64_t end = 0;
     for (const redo::range& x : rs) {
       end = std::max<std::uint64_t>(end, x.off + x.len);
-      cursor_replayed |= x.off < kCursorAt + 8 && x.off + x.len > kCursorAt;
+      cursor_replayed |= redo::writes_cursor(x);
     }
     grow(end);
     apply(rs);

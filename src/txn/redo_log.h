@@ -1,6 +1,7 @@
 // The redo log: one checksummed record per committed transaction.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -8,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "file/format.h"
 #include "keel/os.h"
 
 namespace keel::redo {
@@ -17,6 +19,14 @@ struct range {
   std::uint32_t len;
   const std::byte* data;  // nullptr: set the bytes to zero
 };
+
+// Whether r writes any byte of the meta page's allocator cursor: a replay
+// that did extends the data file up to the cursor it leaves (a file a power
+// cut took back to its synced size, DURABILITY.md "Growing the file").
+inline bool writes_cursor(const range& r) {
+  constexpr std::uint64_t at = fmt::kMetaOffset + offsetof(fmt::meta_page, cursor);
+  return r.off < at + 8 && r.off + r.len > at;
+}
 
 // Serializes one record into buf (replacing its contents).
 void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit_ns, std::span<const range> ranges);
