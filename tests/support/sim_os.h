@@ -31,8 +31,9 @@ struct cut_policy {
   bool tear_one_page = false;  // one written-back page reaches disk in random 512-byte pieces only
   enum tail_t { no_tail, whole_tail, random_tail } side_tail = no_tail;  // unsynced log/journal bytes
   std::uint64_t page_mask = 0;
-  // The data file's size on disk: as of its last fsync/fdatasync/msync
-  // (durable; a grown size not yet synced is lost with the pages past it),
+  // The data file's size on disk: as of its last fsync/fdatasync (durable;
+  // a range msync syncs no size; a grown size not yet synced is lost with
+  // the pages past it),
   // the live size (the kernel wrote the inode back), or either at random.
   enum size_policy { live_size, durable_size, random_size } data_size = live_size;
 };
