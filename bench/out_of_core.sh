@@ -8,7 +8,7 @@
 #   bench/out_of_core.sh [--entries=N] [--cache_mb=MB] [--seconds=S]
 #                        [--systems=keel,lmdb] [--value_size=B]
 #                        [--bench=PATH/keel-bench] [--dir=DIR]
-#                        [--keel_huge_pages=0|1]
+#                        [--huge_pages=0|1]
 # Defaults: 5,000,000 entries, 128 MiB of cache, 10 s of lookups, keel and
 # lmdb, keel-bench from ./build-bench, ./build or /work/build-bench.
 #
@@ -32,7 +32,7 @@ for arg in "$@"; do
     --seconds=*) seconds="${arg#*=}" ;;
     --systems=*) systems="${arg#*=}" ;;
     --value_size=*) value_size="${arg#*=}" ;;
-    --keel_huge_pages=*) huge="${arg#*=}" ;;
+    --huge_pages=*) huge="${arg#*=}" ;;
     --bench=*) bench="${arg#*=}" ;;
     --dir=*) dir="${arg#*=}" ;;
     -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
@@ -98,7 +98,7 @@ IFS=',' read -r -a list <<< "$systems"
 for sys in "${list[@]}"; do
   sdir="$dir/$sys"
   echo "-- $sys: building"
-  "$bench" --child=build --system="$sys" --dir="$sdir" --num="$entries" --value_size="$value_size" --keel_huge_pages="$huge"
+  "$bench" --child=build --system="$sys" --dir="$sdir" --num="$entries" --value_size="$value_size" --huge_pages="$huge"
   case "$sys" in
     lmdb) file="$sdir/data.mdb" ;;
     keel-tree) file="$sdir/tree.keel" ;;
@@ -107,7 +107,7 @@ for sys in "${list[@]}"; do
   # Clean the file's pages, then drop them from the page cache.
   sync "$file"
   dd if="$file" iflag=nocache count=0 status=none
-  cmd=("$bench" --child=ooc-read --system="$sys" --dir="$sdir" --num="$entries" --value_size="$value_size" --seconds="$seconds" --keel_huge_pages="$huge")
+  cmd=("$bench" --child=ooc-read --system="$sys" --dir="$sdir" --num="$entries" --value_size="$value_size" --seconds="$seconds" --huge_pages="$huge")
   if [ -n "$cg" ]; then
     out="$(sh -c 'echo $$ > "$0" && exec "$@"' "$procs" "${cmd[@]}")" || status=1
   else

@@ -32,7 +32,8 @@ class boost_map {
   static constexpr mode kDefaultMode = mode::none;
   static std::string data_file(const std::string& dir) { return file(dir); }
 
-  explicit boost_map(const config& c) : initial_(std::max<std::uint64_t>(64ull << 20, c.num * (sizeof(V) + 120))) {}
+  explicit boost_map(const config& c)
+      : initial_(std::max<std::uint64_t>(64ull << 20, c.num * (sizeof(V) + 120))), huge_(c.huge_pages) {}
   static std::string file(const std::string& dir) { return dir + "/boost.bin"; }
 
   void create(const std::string& dir, mode) {
@@ -41,6 +42,7 @@ class boost_map {
     path_ = file(dir);
     size_ = initial_;
     seg_ = std::make_unique<seg_t>(boost::interprocess::create_only, path_.c_str(), size_);
+    if (huge_) huge_advise(seg_->get_address(), seg_->get_size());
     map_ = seg_->construct<map_t>("map")(0, boost::hash<std::uint64_t>(), std::equal_to<std::uint64_t>(),
                                          alloc_t(seg_->get_segment_manager()));
   }
@@ -93,12 +95,14 @@ class boost_map {
     seg_t::grow(path_.c_str(), size_);
     size_ *= 2;
     seg_ = std::make_unique<seg_t>(boost::interprocess::open_only, path_.c_str());
+    if (huge_) huge_advise(seg_->get_address(), seg_->get_size());
     map_ = seg_->find<map_t>("map").first;
     if (!map_) die("boost: map not found after growing the file");
     ++grows_;
   }
 
   std::uint64_t initial_, size_ = 0, puts_ = 0;
+  bool huge_;
   int grows_ = 0;
   std::string path_;
   std::unique_ptr<seg_t> seg_;

@@ -34,7 +34,7 @@ inline keel::durability keel_mode(mode m) {
 
 // What the Keel adapters share: one store file, Keel's default options
 // except the durability mode (what a user gets) and, with
-// --keel_huge_pages=1, options::huge_pages on; one structure named
+// --huge_pages=1, options::huge_pages on; one structure named
 // "bench", one write transaction at a time. M is the structure type.
 template <class V, class M>
 class keel_store {
@@ -43,7 +43,7 @@ class keel_store {
   static constexpr bool kTxn = true, kPersistent = true, kMultiProcess = true;
   static constexpr mode kDefaultMode = mode::batch;  // keel::options default
 
-  keel_store(std::string file_name, const config& c) : file_name_(std::move(file_name)), huge_pages_(c.keel_huge_pages) {}
+  keel_store(std::string file_name, const config& c) : file_name_(std::move(file_name)), huge_pages_(c.huge_pages) {}
 
   void create(const std::string& dir, mode m) {
     drop_files(path(dir));

@@ -33,7 +33,8 @@ class lmdb_kv {
   static std::string data_file(const std::string& dir) { return dir + "/data.mdb"; }
 
   explicit lmdb_kv(const config& c)
-      : map_size_(std::max<std::uint64_t>(1ull << 30, (c.num + c.single_ops * 4 + c.wicked_ops) * (sizeof(V) + 8) * 8)) {}
+      : map_size_(std::max<std::uint64_t>(1ull << 30, (c.num + c.single_ops * 4 + c.wicked_ops) * (sizeof(V) + 8) * 8)),
+        huge_(c.huge_pages) {}
   ~lmdb_kv() { close(); }
 
   void create(const std::string& dir, mode m) {
@@ -48,6 +49,7 @@ class lmdb_kv {
     unsigned flags = MDB_NOTLS | (read_only ? MDB_RDONLY : MDB_WRITEMAP);
     if (m == mode::batch || m == mode::checkpoint) flags |= MDB_NOSYNC;
     lmdb_check(mdb_env_open(env_, dir.c_str(), flags, 0600), "env_open");
+    if (huge_) huge_advise_file(data_file(dir));  // mdb_env_info gives the address only for MDB_FIXEDMAP
     MDB_txn* t;
     lmdb_check(mdb_txn_begin(env_, nullptr, read_only ? MDB_RDONLY : 0, &t), "txn_begin");
     lmdb_check(mdb_dbi_open(t, nullptr, MDB_INTEGERKEY, &dbi_), "dbi_open");
@@ -181,6 +183,7 @@ class lmdb_kv {
   }
 
   std::uint64_t map_size_;
+  bool huge_;
   MDB_env* env_ = nullptr;
   MDB_dbi dbi_ = 0;
   MDB_txn* wtxn_ = nullptr;

@@ -22,8 +22,8 @@ class ram_map {
   static constexpr mode kDefaultMode = mode::none;
   static std::string data_file(const std::string&) { return ""; }
 
-  explicit ram_map(const config&) {}
-  void create(const std::string&, mode) { map_ = std::make_unique<Map>(); }
+  explicit ram_map(const config& c) : huge_(c.huge_pages) {}
+  void create(const std::string&, mode) { map_ = std::make_unique<Map>(typename Map::allocator_type(huge_)); }
   void open(const std::string&, mode, bool) { die("RAM maps cannot be reopened"); }
   void close() {
     map_.reset();
@@ -64,23 +64,31 @@ class ram_map {
   }
   std::string describe() {
     const struct mallinfo2 mi = mallinfo2();
-    return fmt::format("heap {}", human_bytes(double(mi.uordblks + mi.hblkhd)));
+    return fmt::format("heap {}", human_bytes(double(mi.uordblks + mi.hblkhd + huge_bytes())));
   }
   std::uint64_t recovered() { return 0; }
 
  private:
+  bool huge_;
   std::unique_ptr<Map> map_;
 };
 
 template <class V>
-struct absl_hash : ram_map<absl::flat_hash_map<std::uint64_t, V>, false> {
+using absl_hash_t = absl::flat_hash_map<std::uint64_t, V, absl::Hash<std::uint64_t>, std::equal_to<std::uint64_t>,
+                                        ram_allocator<std::pair<const std::uint64_t, V>>>;
+template <class V>
+using absl_btree_t =
+    absl::btree_map<std::uint64_t, V, std::less<std::uint64_t>, ram_allocator<std::pair<const std::uint64_t, V>>>;
+
+template <class V>
+struct absl_hash : ram_map<absl_hash_t<V>, false> {
   static constexpr const char* kName = "absl";
-  using ram_map<absl::flat_hash_map<std::uint64_t, V>, false>::ram_map;
+  using ram_map<absl_hash_t<V>, false>::ram_map;
 };
 template <class V>
-struct absl_btree : ram_map<absl::btree_map<std::uint64_t, V>, true> {
+struct absl_btree : ram_map<absl_btree_t<V>, true> {
   static constexpr const char* kName = "btree";
-  using ram_map<absl::btree_map<std::uint64_t, V>, true>::ram_map;
+  using ram_map<absl_btree_t<V>, true>::ram_map;
 };
 
 }  // namespace kb

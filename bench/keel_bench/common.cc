@@ -1,12 +1,57 @@
 #include "common.h"
 
 #include <fmt/core.h>
+#include <sys/mman.h>
 
 #include <algorithm>
+#include <atomic>
+#include <filesystem>
+#include <new>
 #include <cstdio>
 #include <cstdlib>
 
 namespace kb {
+
+namespace {
+std::atomic<std::uint64_t> g_huge_bytes{0};
+std::size_t huge_round(std::size_t bytes) { return (bytes + kHugeBlock - 1) / kHugeBlock * kHugeBlock; }
+}  // namespace
+
+void huge_advise(void* p, std::size_t len) { (void)::madvise(p, len, MADV_HUGEPAGE); }
+
+void huge_advise_file(const std::string& file) {
+  std::error_code ec;
+  const std::string want = std::filesystem::weakly_canonical(file, ec).string();
+  std::FILE* f = std::fopen("/proc/self/maps", "r");
+  if (!f) return;
+  char line[4096];
+  while (std::fgets(line, sizeof line, f)) {
+    unsigned long lo = 0, hi = 0;
+    int path_at = -1;
+    if (std::sscanf(line, "%lx-%lx %*s %*s %*s %*s %n", &lo, &hi, &path_at) < 2 || path_at < 0) continue;
+    std::string path(line + path_at);
+    while (!path.empty() && (path.back() == '\n' || path.back() == ' ')) path.pop_back();
+    if (path == want) huge_advise(reinterpret_cast<void*>(lo), hi - lo);
+  }
+  std::fclose(f);
+}
+
+void* huge_alloc(std::size_t bytes) {
+  const std::size_t len = huge_round(bytes);
+  void* p = ::mmap(nullptr, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  huge_advise(p, len);
+  g_huge_bytes += len;
+  return p;
+}
+
+void huge_free(void* p, std::size_t bytes) {
+  const std::size_t len = huge_round(bytes);
+  ::munmap(p, len);
+  g_huge_bytes -= len;
+}
+
+std::uint64_t huge_bytes() { return g_huge_bytes.load(); }
 
 void die(const std::string& what) {
   std::fflush(stdout);

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -51,7 +52,10 @@ struct config {
   double mp_seconds = 2.0;
   int mp_rounds = 3;             // multi-process: rounds of (alone, alone, together); the median is reported
   int interleave_rounds = 7;     // read-interleaved: rounds of one pass per system; medians are reported
-  bool keel_huge_pages = false;  // keel::options::huge_pages of the Keel systems (--keel_huge_pages=0|1)
+  // --huge_pages=1: every system asked for 2 MiB pages the way it can be:
+  // keel::options::huge_pages, madvise(MADV_HUGEPAGE) on LMDB's and Boost's
+  // maps and on the RAM maps' large blocks (huge_advise, ram_allocator).
+  bool huge_pages = false;
   std::uint64_t wicked_ops = 300'000;
   std::uint64_t scan_len = 100;
   bool quick = false;
@@ -131,6 +135,43 @@ inline std::uint64_t check_val(const val<N>& v, std::uint64_t key) {
   make_val(want, key, version);
   return std::memcmp(want.b, v.b, N) == 0 ? version : 0;
 }
+
+// --huge_pages=1 for a mapping that is not Keel's: madvise(MADV_HUGEPAGE)
+// over [p, p + len), or over every range of this process's address space
+// that maps `file` (/proc/self/maps); a hint whose refusal changes nothing.
+void huge_advise(void* p, std::size_t len);
+void huge_advise_file(const std::string& file);
+
+// The RAM maps' allocator: std::allocator's memory, or with --huge_pages=1
+// blocks of 2 MiB or more mmapped whole (2 MiB multiples) and huge_advise'd,
+// as Keel's mapping is with options::huge_pages. huge_bytes() counts those
+// blocks (malloc's statistics do not see them).
+void* huge_alloc(std::size_t bytes);
+void huge_free(void* p, std::size_t bytes);
+std::uint64_t huge_bytes();
+inline constexpr std::size_t kHugeBlock = std::size_t{2} << 20;
+
+template <class T>
+struct ram_allocator {
+  using value_type = T;
+  bool huge = false;
+  ram_allocator() = default;
+  explicit ram_allocator(bool h) noexcept : huge(h) {}
+  template <class U>
+  ram_allocator(const ram_allocator<U>& o) noexcept : huge(o.huge) {}
+  T* allocate(std::size_t n) {
+    if (!huge || n * sizeof(T) < kHugeBlock) return std::allocator<T>().allocate(n);
+    return static_cast<T*>(huge_alloc(n * sizeof(T)));
+  }
+  void deallocate(T* p, std::size_t n) noexcept {
+    if (!huge || n * sizeof(T) < kHugeBlock) return std::allocator<T>().deallocate(p, n);
+    huge_free(p, n * sizeof(T));
+  }
+  template <class U>
+  bool operator==(const ram_allocator<U>& o) const noexcept {
+    return huge == o.huge;
+  }
+};
 
 // A filled store kept open for read-interleaved (suite.h live_reads_of).
 struct live_reads {

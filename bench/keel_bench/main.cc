@@ -98,7 +98,8 @@ void usage() {
       "  --restart_reps=N --kill_reps=N --kill_after_ms=MS --redis_reps=N\n"
       "  --readers=R --mp_seconds=S --mp_rounds=N   multi-process: reader processes, seconds per\n"
       "                      phase, rounds (the median round is reported; default 3)\n"
-      "  --keel_huge_pages=0|1   keel::options::huge_pages of the Keel systems (default 0, as Keel's)\n"
+      "  --huge_pages=0|1        ask every system for 2 MiB pages: keel::options::huge_pages, MADV_HUGEPAGE\n"
+      "                        on LMDB's and Boost's maps and the RAM maps' tables (default 0, as Keel's)\n"
       "  --wicked_ops=N --scan_len=N\n"
       "  --interleave_rounds=N   read-interleaved: rounds of one lookup pass per system (default 7)\n");
 }
@@ -165,7 +166,7 @@ void describe_machine(const config& c) {
   for (std::size_t i = 0; i < c.txn.size(); ++i) fmt::print("{}{}", i ? "," : "", c.txn[i]);
   fmt::print(" modes=");
   for (std::size_t i = 0; i < c.modes.size(); ++i) fmt::print("{}{}", i ? "," : "", mode_name(c.modes[i]));
-  fmt::print(" single_ops={} sync_ops={} reps={}\n", c.single_ops, c.sync_ops, c.reps);
+  fmt::print(" single_ops={} sync_ops={} reps={} huge_pages={}\n", c.single_ops, c.sync_ops, c.reps, c.huge_pages ? 1 : 0);
   fmt::print("systems:\n");
   for (const auto& s : all_systems())
     if (c.want_system(s.name)) fmt::print("  {:<10} {}\n", s.name, s.what);
@@ -232,7 +233,7 @@ int main(int argc, char** argv) {
     else if (k == "--mp_seconds") c.mp_seconds = std::strtod(v.c_str(), nullptr);
     else if (k == "--mp_rounds") c.mp_rounds = std::atoi(v.c_str());
     else if (k == "--interleave_rounds") c.interleave_rounds = std::atoi(v.c_str());
-    else if (k == "--keel_huge_pages") c.keel_huge_pages = v != "0";
+    else if (k == "--huge_pages") c.huge_pages = v != "0";
     else if (k == "--wicked_ops") c.wicked_ops = count(v, k);
     else if (k == "--scan_len") c.scan_len = std::max<std::uint64_t>(1, count(v, k));
     // Child sub-modes (restart, multi-process, out_of_core.sh).

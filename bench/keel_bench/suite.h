@@ -525,7 +525,7 @@ class suite {
 
   std::vector<std::string> child_args(const std::string& kind, const std::string& d) const {
     return {"--child=" + kind, fmt::format("--system={}", A::kName), "--dir=" + d, fmt::format("--num={}", c_.num),
-            fmt::format("--value_size={}", sizeof(V)), fmt::format("--keel_huge_pages={}", c_.keel_huge_pages ? 1 : 0)};
+            fmt::format("--value_size={}", sizeof(V)), fmt::format("--huge_pages={}", c_.huge_pages ? 1 : 0)};
   }
 
   struct answer {
