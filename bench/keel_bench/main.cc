@@ -101,7 +101,7 @@ void usage() {
       "  --huge_pages=0|1        ask every system for 2 MiB pages: keel::options::huge_pages, MADV_HUGEPAGE\n"
       "                        on LMDB's and Boost's maps and the RAM maps' tables (default 0, as Keel's)\n"
       "  --wicked_ops=N --scan_len=N\n"
-      "  --interleave_rounds=N   read-interleaved: rounds of one lookup pass per system (default 7)\n");
+      "  --interleave_rounds=N   read-interleaved: rounds of one lookup pass per system (default 11)\n");
 }
 
 std::string first_line_with(const char* file, const char* key) {
