@@ -51,7 +51,7 @@ struct config {
   int readers = 1;
   double mp_seconds = 2.0;
   int mp_rounds = 3;             // multi-process: rounds of (alone, alone, together); the median is reported
-  int interleave_rounds = 11;     // read-interleaved: rounds of one pass per system; medians are reported
+  int interleave_rounds = 11;    // read-interleaved: rounds of one pass per system; medians are reported
   // --huge_pages=1: every system asked for 2 MiB pages the way it can be:
   // keel::options::huge_pages, madvise(MADV_HUGEPAGE) on LMDB's and Boost's
   // maps and on the RAM maps' large blocks (huge_advise, ram_allocator).
