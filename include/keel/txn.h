@@ -119,6 +119,20 @@ class write_txn {
   // "Unpublished writes"), so this call can throw errc::io.
   std::byte* mut_unpublished(std::uint64_t off, std::size_t len);
 
+  // Pins the block of len bytes at off (allocated whole by alloc()) as a
+  // source for copy_unpublished(): when it is freed, its space is not
+  // reused until a checkpoint covers the freeing commit. False when the
+  // store's limbo (docs/FORMAT.md, meta page) is full: no copies from it.
+  bool pin_for_copies(std::uint64_t off, std::size_t len);
+  // Copies len bytes from src to dst, where dst is unpublished as for
+  // mut_unpublished() and src lies in a block pinned with pin_for_copies()
+  // that the caller never writes again (until it frees it) and has not
+  // written with mut_unpublished() in this transaction. The log then
+  // records the two offsets instead of the bytes (docs/DURABILITY.md,
+  // "Copied slots"); where that does not hold it falls back to writing the
+  // bytes as mut_unpublished() would. Can throw errc::io like it.
+  void copy_unpublished(std::uint64_t dst, std::uint64_t src, std::size_t len);
+
   template <class T>
   T get(ref<T> r) {
     T v;

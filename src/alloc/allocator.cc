@@ -28,10 +28,57 @@ void check_block(write_txn::impl& t, int cls, std::uint64_t off, std::uint64_t b
                     " is outside the arena or misaligned");
 }
 
-void push(write_txn::impl& t, int cls, std::uint64_t off, std::uint64_t bytes) {
+// Links a block onto its class's free list; counted = false when its bytes
+// are already in free_bytes (a block leaving limbo).
+void push(write_txn::impl& t, int cls, std::uint64_t off, std::uint64_t bytes, bool counted = true) {
   t.set64(off, t.get64(head_off(cls)));
   t.set64(head_off(cls), off);
-  t.set64(KEEL_META(free_bytes), t.get64(KEEL_META(free_bytes)) + bytes);
+  if (counted) t.set64(KEEL_META(free_bytes), t.get64(KEEL_META(free_bytes)) + bytes);
+}
+
+std::uint64_t limbo_at(int i, std::size_t field) {
+  return KEEL_META(limbo) + sizeof(fmt::limbo_entry) * static_cast<std::uint64_t>(i) + field;
+}
+constexpr std::size_t kOff = offsetof(fmt::limbo_entry, off), kBytes = offsetof(fmt::limbo_entry, bytes),
+                      kFreeLsn = offsetof(fmt::limbo_entry, free_lsn);
+
+std::uint64_t limbo_count(write_txn::impl& t) {
+  const std::uint64_t n = t.get64(KEEL_META(limbo_count));
+  if (n > static_cast<std::uint64_t>(fmt::kLimbo))
+    throw error(errc::corrupt, t.s.path, "meta page: limbo holds " + std::to_string(n) + " entries, more than " +
+                                             std::to_string(fmt::kLimbo));
+  return n;
+}
+
+// Index of the limbo entry for the block at off, or -1.
+int limbo_find(write_txn::impl& t, std::uint64_t off) {
+  const int n = static_cast<int>(limbo_count(t));
+  for (int i = 0; i < n; ++i)
+    if (t.get64(limbo_at(i, kOff)) == off) return i;
+  return -1;
+}
+
+// Moves every freed limbo block whose freeing commit a checkpoint covers to
+// its free list: no record that may copy from it can be replayed any more.
+void drain(write_txn::impl& t) {
+  int n = static_cast<int>(limbo_count(t));
+  for (int i = 0; i < n;) {
+    const std::uint64_t lsn = t.get64(limbo_at(i, kFreeLsn));
+    if (lsn == fmt::kPinned || lsn > t.s.sb.checkpoint_lsn) {
+      ++i;
+      continue;
+    }
+    const std::uint64_t off = t.get64(limbo_at(i, kOff)), bytes = t.get64(limbo_at(i, kBytes));
+    const int cls = class_of(bytes);
+    if (bytes == 0 || class_bytes(cls) != bytes)
+      throw error(errc::corrupt, t.s.path, "meta page: limbo entry " + std::to_string(i) + " holds a block of " +
+                                               std::to_string(bytes) + " bytes, not a size class");
+    check_block(t, cls, off, bytes);
+    push(t, cls, off, bytes, false);
+    --n;
+    for (std::size_t f : {kOff, kBytes, kFreeLsn}) t.set64(limbo_at(i, f), t.get64(limbo_at(n, f)));
+    t.set64(KEEL_META(limbo_count), static_cast<std::uint64_t>(n));
+  }
 }
 
 // Puts the unused tail [off, off+len) of a page on the small free lists.
@@ -74,6 +121,7 @@ std::uint64_t allocate(write_txn::impl& t, std::uint64_t n) {
     throw error(errc::invalid_argument, t.s.path, "cannot allocate " + std::to_string(n) + " bytes");
   const int cls = class_of(n);
   const std::uint64_t bytes = class_bytes(cls);
+  if (t.get64(KEEL_META(limbo_count)) != 0) drain(t);
   if (std::uint64_t head = t.get64(head_off(cls))) {
     check_block(t, cls, head, bytes);
     const std::uint64_t next = t.get64(head);
@@ -99,18 +147,55 @@ std::uint64_t allocate(write_txn::impl& t, std::uint64_t n) {
   return at;
 }
 
-void release(write_txn::impl& t, std::uint64_t off, std::uint64_t n) {
+// The class of an n-byte block at off, which must be placed like one.
+int block_class(write_txn::impl& t, std::uint64_t off, std::uint64_t n, const char* what) {
   if (n == 0 || n > t.s.sb.max_size)
-    throw error(errc::invalid_argument, t.s.path, "cannot free " + std::to_string(n) + " bytes");
+    throw error(errc::invalid_argument, t.s.path, std::string("cannot ") + what + " " + std::to_string(n) + " bytes");
   const int cls = class_of(n);
   const std::uint64_t bytes = class_bytes(cls);
   const bool small = bytes <= kPage;
   if (off < fmt::kArenaOffset || off % 16 != 0 || off > t.cursor || bytes > t.cursor - off ||
       (small ? (off % kPage) + bytes > kPage : off % kPage != 0))
     throw error(errc::invalid_argument, t.s.path,
-                "free of " + std::to_string(n) + " bytes at " + std::to_string(off) + ": not a block of that size");
-  push(t, cls, off, bytes);
+                std::string(what) + " of " + std::to_string(n) + " bytes at " + std::to_string(off) +
+                    ": not a block of that size");
+  return cls;
+}
+
+void release(write_txn::impl& t, std::uint64_t off, std::uint64_t n) {
+  const int cls = block_class(t, off, n, "free");
+  const std::uint64_t bytes = class_bytes(cls);
   account_live(t, -static_cast<std::int64_t>(bytes));
+  if (t.get64(KEEL_META(limbo_count)) != 0)
+    if (const int i = limbo_find(t, off); i >= 0 && t.get64(limbo_at(i, kFreeLsn)) == fmt::kPinned) {
+      if (t.get64(limbo_at(i, kBytes)) != bytes)
+        throw error(errc::corrupt, t.s.path, "meta page: limbo entry " + std::to_string(i) + " pins " +
+                                                 std::to_string(t.get64(limbo_at(i, kBytes))) + " bytes at " +
+                                                 std::to_string(off) + ", freed as " + std::to_string(bytes));
+      t.set64(limbo_at(i, kFreeLsn), t.s.last_lsn + 1);  // this transaction's LSN
+      if (off == t.pin_lo) t.pin_lo = t.pin_hi = 0;      // no more copies from it
+      t.set64(KEEL_META(free_bytes), t.get64(KEEL_META(free_bytes)) + bytes);
+      return;
+    }
+  push(t, cls, off, bytes);
+}
+
+bool pin(write_txn::impl& t, std::uint64_t off, std::uint64_t n) {
+  const int cls = block_class(t, off, n, "pin");
+  const int i = limbo_find(t, off);
+  if (i >= 0) {
+    if (t.get64(limbo_at(i, kFreeLsn)) != fmt::kPinned)
+      throw error(errc::invalid_argument, t.s.path, "pin of " + std::to_string(off) + ": the block was freed");
+    return true;
+  }
+  const std::uint64_t count = limbo_count(t);
+  if (count == static_cast<std::uint64_t>(fmt::kLimbo)) return false;
+  const int at = static_cast<int>(count);
+  t.set64(limbo_at(at, kOff), off);
+  t.set64(limbo_at(at, kBytes), class_bytes(cls));
+  t.set64(limbo_at(at, kFreeLsn), fmt::kPinned);
+  t.set64(KEEL_META(limbo_count), count + 1);
+  return true;
 }
 
 }  // namespace keel::allocator

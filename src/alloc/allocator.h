@@ -13,6 +13,14 @@ int class_of(std::uint64_t n) noexcept;
 std::uint64_t class_bytes(int cls) noexcept;
 
 std::uint64_t allocate(write_txn::impl& t, std::uint64_t n);
+// Frees a block. A pinned block goes to limbo instead of its free list.
 void release(write_txn::impl& t, std::uint64_t off, std::uint64_t n);
+
+// Pins the live n-byte block at off: when freed, it is not reused before a
+// checkpoint covers the freeing commit, so records until then may copy from
+// its bytes (write_txn::copy_unpublished). True if it is pinned (already or
+// now); false when limbo has no free entry. Throws errc::invalid_argument for
+// a span that is not a block.
+bool pin(write_txn::impl& t, std::uint64_t off, std::uint64_t n);
 
 }  // namespace keel::allocator

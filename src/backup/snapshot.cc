@@ -173,13 +173,10 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
         r = redo::scan(sys, log.get(), log_path, kHeader, std::nullopt, sb.checkpoint_lsn, sb.max_size,
                        [&](std::uint64_t, std::span<const redo::range> rs) {
                          for (const auto& x : rs) {
-                           ensure_size(into, x.off + x.len, src);
+                           ensure_size(into, redo::reach(x), src);
                            cursor_replayed |= redo::writes_cursor(x);
-                           if (x.data)
-                             std::memcpy(into.base + x.off, x.data, x.len);
-                           else
-                             std::memset(into.base + x.off, 0, x.len);
-                           max_end = std::max<std::uint64_t>(max_end, x.off + x.len);
+                           redo::replay(into.base, x);
+                           max_end = std::max(max_end, redo::reach(x));
                          }
                        });
       } catch (const error& e) {

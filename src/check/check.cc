@@ -20,6 +20,7 @@
 #include "check/check_internal.h"
 #include "file/superblock.h"
 #include "os/io.h"
+#include "txn/redo_log.h"
 #include "txn/side_file.h"
 #include "util/checksum.h"
 
@@ -253,13 +254,20 @@ void check_log(context& c, os& sys, const std::string& path, const fmt::superblo
       }
       std::memcpy(&r, rp + at, sizeof r);
       at += sizeof r;
-      const bool zero = r.flags == fmt::kRangeZero;
-      const std::uint64_t body = zero ? 0 : fmt::align_up(r.length, 8);
-      if ((r.flags & ~fmt::kRangeZero) != 0 || body > end - at)
+      const bool zero = r.flags == fmt::kRangeZero, copy = r.flags == fmt::kRangeCopy;
+      const std::uint64_t body = zero ? 0 : copy ? 8 : fmt::align_up(r.length, 8);
+      std::uint64_t src = 0;
+      if (copy && body <= end - at) std::memcpy(&src, rp + at, 8);
+      auto outside = [&](const char* what, std::uint64_t off) {
+        return "range " + num(i) + std::string(what) + " [" + num(off) + ", +" + num(r.length) +
+               ") lies outside the store [" + num(fmt::kMetaOffset) + ", max size " + num(limit) + ")";
+      };
+      if (r.flags > fmt::kRangeCopy || body > end - at)
         bad = "range " + num(i) + " is malformed";
-      else if (r.offset < fmt::kMetaOffset || r.offset > limit || r.length > limit - r.offset)
-        bad = "range " + num(i) + " [" + num(r.offset) + ", +" + num(r.length) + ") lies outside the store [" +
-              num(fmt::kMetaOffset) + ", max size " + num(limit) + ")";
+      else if (!redo::in_store(r.offset, r.length, limit))
+        bad = outside("", r.offset);
+      else if (copy && !redo::in_store(src, r.length, limit))
+        bad = outside("'s copy source", src);
       at += body;
     }
     if (bad.empty() && at != end) bad = "payload holds bytes past its ranges";

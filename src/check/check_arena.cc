@@ -132,10 +132,38 @@ void check_free_lists(context& c, const fmt::meta_page& m) {
       c.img.get(off, off);  // inside the image: block_ok bounds it by the cursor
     }
   }
+  // Limbo: freed blocks count as free (not on a list until a checkpoint
+  // covers their freeing commit); pinned ones belong to their structure,
+  // which reports them.
+  if (m.limbo_count > static_cast<std::uint64_t>(fmt::kLimbo)) {
+    c.problem("allocator", meta_at(offsetof(fmt::meta_page, limbo_count)),
+              "limbo holds " + num(m.limbo_count) + " entries, more than " + num(fmt::kLimbo));
+  } else {
+    const std::uint32_t who = c.owner("limbo (freed blocks awaiting a checkpoint)");
+    for (std::uint64_t i = 0; i < m.limbo_count; ++i) {
+      const fmt::limbo_entry& e = m.limbo[i];
+      const std::uint64_t at = meta_at(offsetof(fmt::meta_page, limbo) + i * sizeof(fmt::limbo_entry));
+      if (e.bytes == 0 || allocator::class_bytes(allocator::class_of(e.bytes)) != e.bytes || !c.block_ok(e.off, e.bytes)) {
+        c.problem("allocator", at,
+                  "limbo entry " + num(i) + ": " + num(e.bytes) + " bytes at " + num(e.off) +
+                      " is not a block of a size class inside the arena");
+        continue;
+      }
+      for (std::uint64_t j = 0; j < i; ++j)
+        if (m.limbo[j].off == e.off) c.problem("allocator", at, "limbo entries " + num(j) + " and " + num(i) + " are the same block");
+      if (e.free_lsn == fmt::kPinned) continue;
+      if (e.free_lsn > m.commits)
+        c.problem("allocator", at,
+                  "limbo entry " + num(i) + " was freed at LSN " + num(e.free_lsn) + ", after the last commit " +
+                      num(m.commits));
+      c.add_block(e.off, e.bytes, who, true);
+      c.free_found += e.bytes;
+    }
+  }
   if (c.free_found != m.free_bytes)
     c.problem("allocator", meta_at(offsetof(fmt::meta_page, free_bytes)),
-              "free bytes says " + num(m.free_bytes) + ", the free lists hold " + num(c.free_found) + " (off by " +
-                  signed_diff(m.free_bytes, c.free_found) + ")");
+              "free bytes says " + num(m.free_bytes) + ", the free lists and limbo hold " + num(c.free_found) +
+                  " (off by " + signed_diff(m.free_bytes, c.free_found) + ")");
   c.advance(blocks * 8);
 }
 

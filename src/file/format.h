@@ -88,16 +88,30 @@ inline constexpr std::uint32_t kSmallClassSize[kSmallClasses] = {
     16,   32,   48,   64,   80,   96,   112,  128,  160,  192,  224,  256,  320,  384,
     448,  512,  640,  768,  896,  1024, 1280, 1536, 1792, 2048, 2560, 3072, 3584, 4096};
 
+// A block held back from reuse (docs/DURABILITY.md, "Copied slots"): while
+// pinned it belongs to its structure; once freed it joins its free list at
+// the first allocation after a checkpoint whose LSN reaches free_lsn.
+inline constexpr int kLimbo = 32;
+inline constexpr std::uint64_t kPinned = UINT64_MAX;  // free_lsn of a block still in use
+struct limbo_entry {
+  std::uint64_t off;
+  std::uint64_t bytes;     // the block's class size
+  std::uint64_t free_lsn;  // LSN of the commit that freed it, or kPinned
+};
+
 struct meta_page {
   unsigned char magic[8];
   std::uint64_t cursor;
   std::uint64_t catalog_head;
   std::uint64_t live_bytes;
-  std::uint64_t free_bytes;
+  std::uint64_t free_bytes;  // on free lists or freed in limbo
   std::uint64_t commits;
   std::uint64_t free_head[kClasses];
+  std::uint64_t limbo_count;  // entries in use, <= kLimbo (0 in files from before limbo: the page was zero)
+  limbo_entry limbo[kLimbo];
 };
-static_assert(offsetof(meta_page, free_head) == 48 && sizeof(meta_page) <= kPage);
+static_assert(offsetof(meta_page, free_head) == 48 && offsetof(meta_page, limbo_count) == 1672 &&
+              sizeof(meta_page) == 2448 && sizeof(meta_page) <= kPage);
 
 inline constexpr std::size_t kCatalogHeader = 32;
 inline constexpr std::size_t kCatalogEntry = 128;
@@ -146,6 +160,11 @@ struct record_header {
 static_assert(sizeof(record_header) == 40);
 
 inline constexpr std::uint32_t kRangeZero = 1;  // range flag: set the bytes to zero; no payload follows
+// Range flag: copy `length` bytes to `offset` from the u64 source offset that
+// is the payload, as the store holds them when the range is replayed (the
+// writer guarantees the source does not change until a checkpoint covers
+// the record: docs/DURABILITY.md, "Copied slots").
+inline constexpr std::uint32_t kRangeCopy = 2;
 
 struct range_header {
   std::uint64_t offset;

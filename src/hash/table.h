@@ -228,9 +228,12 @@ struct group_cursor {
 
 // Puts a slot (ks + vs bytes: a then b, hash h) known to be absent into
 // group gi of t; false (nothing changed) when the group is full.
-// `committed`: committed_cur(t).
+// `committed`: committed_cur(t). `from`: the offset of a pinned old slot
+// holding the same bytes, which an unused slot may be logged as a copy of
+// (0: none).
 inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const void* a, const void* b,
-                           std::uint64_t h, std::uint64_t gi, group_cursor& gc, bool committed) {
+                           std::uint64_t h, std::uint64_t gi, group_cursor& gc, bool committed,
+                           std::uint64_t from = 0) {
   if (gc.gi != gi) {
     gc.ctrl = tx.mut_bytes(t.ctrl + gi * kGroup, kGroup);
     gc.committed = committed ? tx.committed_bytes(t.ctrl + gi * kGroup, kGroup) : nullptr;
@@ -247,6 +250,10 @@ inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const voi
   // its bytes can skip the private page copy (write_txn::mut_unpublished).
   const std::uint64_t so = g.slot_off(t, gi * kGroup + static_cast<std::uint64_t>(i));
   const bool unused = gc.committed != nullptr && (static_cast<std::uint8_t>(gc.committed[i]) & 0x80) == 0;
+  if (unused && from != 0) {
+    tx.copy_unpublished(so, from, g.ks + g.vs);
+    return true;
+  }
   std::byte* slot = unused ? tx.mut_unpublished(so, g.ks + g.vs) : tx.mut_bytes(so, g.ks + g.vs);
   std::memcpy(slot, a, g.ks);
   if (g.vs) std::memcpy(slot + g.ks, b, g.vs);
@@ -256,11 +263,11 @@ inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const voi
 // Puts a slot (ks + vs bytes: a then b) known to be absent into t, at the
 // first group from its home with room. Returns the probe distance.
 inline std::uint64_t place(write_txn& tx, map_table& t, const geom& g, const void* a, const void* b,
-                           std::uint64_t h, bool committed) {
+                           std::uint64_t h, bool committed, std::uint64_t from = 0) {
   const std::uint64_t mask = t.groups - 1, home = home_of(h, t.groups);
   for (std::uint64_t p = 0; p < t.groups; ++p) {
     group_cursor gc;
-    if (!place_in_group(tx, t, g, a, b, h, (home + p) & mask, gc, committed)) continue;
+    if (!place_in_group(tx, t, g, a, b, h, (home + p) & mask, gc, committed, from)) continue;
     t.max_probe = std::max(t.max_probe, p);
     return p;
   }
@@ -276,11 +283,30 @@ inline void remove_at(write_txn& tx, map_table& t, std::uint64_t idx) {
   if (never_full) --t.used;
 }
 
+// Old slot blocks at least this large are pinned so that moves out of them
+// are logged as copies (docs/DURABILITY.md, "Copied slots"): 24 bytes each
+// instead of a range header and the slot. Smaller ones are not worth a
+// limbo entry.
+inline constexpr std::uint64_t kCopyFromBytes = 64 * 1024;
+
+// Whether t is the old table of the map at `root` as the last commit left
+// it: then this transaction has not placed anything in its slots (inserts
+// go to the current table), so its slots can be copy sources.
+inline bool committed_old(write_txn& tx, std::uint64_t root, const map_table& t) {
+  const std::byte* p = tx.committed_bytes(root, sizeof(map_root));
+  if (p == nullptr) return false;
+  map_root c;
+  std::memcpy(&c, p, sizeof c);
+  return c.old.ctrl == t.ctrl && c.old.slots == t.slots && c.old.groups == t.groups;
+}
+
 // Moves up to max_groups old groups into the new table.
 template <class P>
 void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std::uint64_t max_groups) {
   const geom& g = pol.g;
   const bool committed = rt.old.groups != 0 && committed_cur(tx, root, rt.cur);
+  const bool copies = committed && g.slot_bytes(rt.old.groups) >= kCopyFromBytes && committed_old(tx, root, rt.old) &&
+                      tx.pin_for_copies(rt.old.slots, g.slot_bytes(rt.old.groups));
   // Old group gi's entries mostly have their home there, so in the new
   // table (twice the groups) their home is 2gi or 2gi+1: one cursor each.
   group_cursor home_groups[2];
@@ -293,10 +319,12 @@ void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std:
       // The old table's slots are never written while its entries move
       // (place writes only the current table, whose blocks share no page
       // with the old one's slots), so the pointer stays valid through place.
-      const std::byte* e = tx.bytes(g.slot_off(rt.old, idx), g.ks + g.vs);
+      const std::uint64_t so = g.slot_off(rt.old, idx);
+      const std::byte* e = tx.bytes(so, g.ks + g.vs);
       const std::uint64_t h = pol.slot_hash(e, rt.seed), home = home_of(h, rt.cur.groups);
-      if (!place_in_group(tx, rt.cur, g, e, e + g.ks, h, home, home_groups[home & 1], committed))
-        place(tx, rt.cur, g, e, e + g.ks, h, committed);
+      const std::uint64_t from = copies ? so : 0;
+      if (!place_in_group(tx, rt.cur, g, e, e + g.ks, h, home, home_groups[home & 1], committed, from))
+        place(tx, rt.cur, g, e, e + g.ks, h, committed, from);
     }
     if (++rt.migrate == rt.old.groups) {
       free_table(tx, g, rt.old);

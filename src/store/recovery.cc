@@ -99,7 +99,7 @@ void store::impl::recover() {
   auto replay = [&](std::uint64_t, std::span<const redo::range> rs) {
     std::uint64_t end = 0;
     for (const redo::range& x : rs) {
-      end = std::max<std::uint64_t>(end, x.off + x.len);
+      end = std::max(end, redo::reach(x));  // a copy's source too
       cursor_replayed |= redo::writes_cursor(x);
     }
     grow(end);

@@ -41,11 +41,7 @@ void store::impl::apply(std::span<const redo::range> ranges) noexcept {
   for (std::size_t i = 0; i < ranges.size() && i < kAhead; ++i) __builtin_prefetch(base + ranges[i].off, 1);
   for (std::size_t i = 0; i < ranges.size(); ++i) {
     if (i + kAhead < ranges.size()) __builtin_prefetch(base + ranges[i + kAhead].off, 1);
-    const redo::range& r = ranges[i];
-    if (r.data)
-      std::memcpy(base + r.off, r.data, r.len);
-    else
-      std::memset(base + r.off, 0, r.len);
+    redo::replay(base, ranges[i]);
   }
 }
 

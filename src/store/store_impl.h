@@ -193,6 +193,14 @@ struct write_txn::impl {
   // Byte ranges of committed space written straight to the mapping by
   // mut_unpublished(): logged at commit ahead of the private pages' ranges.
   std::vector<extent> direct;
+  // Unpublished spans copied from a pinned block (copy_unpublished()):
+  // logged as copy ranges ahead of the direct ones.
+  struct copy_span {
+    std::uint64_t dst, src, len;
+  };
+  std::vector<copy_span> copies;
+  std::uint64_t pin_lo = 0, pin_hi = 0;  // the block pin_for_copies() pinned last in this transaction
+  std::uint64_t clean_src_page = UINT64_MAX;  // a pinned page seen without a private copy
   std::vector<extent> extent_buf;  // commit's scratch for sorting extents
   std::uint32_t unpublished_copies = 0;  // unpublished writes that took a private copy
   bool active = true;
@@ -203,6 +211,7 @@ struct write_txn::impl {
   const std::byte* ro(std::uint64_t off, std::size_t len);
   std::byte* rw(std::uint64_t off, std::size_t len);
   std::byte* unpublished(std::uint64_t off, std::size_t len);
+  void copy_unpublished(std::uint64_t dst, std::uint64_t src, std::size_t len);
   // Unpublished writes a transaction lets take a private copy before it
   // syncs the log to write the rest in place.
   static constexpr std::uint32_t kSyncAfterCopies = 64;
@@ -230,6 +239,7 @@ struct write_txn::impl {
   [[noreturn, gnu::cold, gnu::noinline]] void span_error(std::uint64_t off, std::size_t len) const;
   txn_page* page_for_write(std::uint64_t page_off);
   void fill(txn_page* p, std::uint64_t mask) noexcept;  // copy missing lines from the mapping
+  bool direct_ok(std::uint64_t off, std::size_t len);  // whether unpublished() may write the mapping
 };
 
 // The impl of a transaction that is still open; errc::invalid_argument after

@@ -12,7 +12,7 @@ namespace keel::redo {
 void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit_ns, std::span<const range> ranges) {
   using namespace fmt;
   std::uint64_t payload = 0;
-  for (const auto& r : ranges) payload += sizeof(range_header) + (r.data ? align_up(r.len, 8) : 0);
+  for (const auto& r : ranges) payload += sizeof(range_header) + payload_of(r);
   buf.resize(sizeof(record_header) + payload + sizeof(record_trailer));
   std::byte* p = buf.data();
   record_header h{kRecordMagic, static_cast<std::uint32_t>(ranges.size()), lsn, payload, commit_ns, 0};
@@ -29,9 +29,14 @@ void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit
       if (n.len > 64) __builtin_prefetch(n.data + std::min<std::uint32_t>(n.len, 128) - 1);
     }
     const range& r = ranges[i];
-    range_header rh{r.off, r.len, r.data ? 0u : kRangeZero};
+    range_header rh{r.off, r.len, r.src != 0 ? kRangeCopy : r.data ? 0u : kRangeZero};
     std::memcpy(p + at, &rh, sizeof rh);
     at += sizeof rh;
+    if (r.src != 0) {
+      std::memcpy(p + at, &r.src, 8);
+      at += 8;
+      continue;
+    }
     if (!r.data) continue;
     std::memcpy(p + at, r.data, r.len);
     std::memset(p + at + r.len, 0, align_up(r.len, 8) - r.len);
@@ -107,21 +112,29 @@ scan_result scan(os& sys, int fd, const std::string& path, std::uint64_t pos, st
       if (end - at < sizeof rh) { ok = false; break; }
       std::memcpy(&rh, rp + at, sizeof rh);
       at += sizeof rh;
-      const bool zero = rh.flags == kRangeZero;
-      const std::uint64_t body = zero ? 0 : align_up(rh.length, 8);
-      if ((rh.flags & ~kRangeZero) != 0 || body > end - at || rh.offset < kMetaOffset || rh.offset > data_limit ||
-          rh.length > data_limit - rh.offset) {
+      const bool zero = rh.flags == kRangeZero, copy = rh.flags == kRangeCopy;
+      const std::uint64_t body = zero ? 0 : copy ? 8 : align_up(rh.length, 8);
+      if (rh.flags > kRangeCopy || body > end - at || !in_store(rh.offset, rh.length, data_limit)) {
         ok = false;
         break;
       }
-      ranges.push_back({rh.offset, rh.length, zero ? nullptr : rp + at});
+      std::uint64_t src = 0;
+      if (copy) {
+        std::memcpy(&src, rp + at, 8);
+        if (!in_store(src, rh.length, data_limit)) {
+          ok = false;
+          break;
+        }
+      }
+      ranges.push_back({rh.offset, rh.length, zero || copy ? nullptr : rp + at, src});
       at += body;
     }
     if (!ok || at != end) {
       // Checksums matched, so this was written as is: not a torn tail.
       throw error(errc::corrupt, path,
                   "record LSN " + std::to_string(h.lsn) + " at " + std::to_string(pos) +
-                      " has a range outside the store (before the meta page or past max_size), or is malformed");
+                      " has a range (or a copy's source) outside the store (before the meta page or past max_size), "
+                      "or is malformed");
     }
     if (h.lsn > skip_upto) {
       on_record(h.lsn, ranges);

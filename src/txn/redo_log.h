@@ -3,6 +3,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
+#include <algorithm>
 #include <functional>
 #include <optional>
 #include <span>
@@ -17,8 +19,30 @@ namespace keel::redo {
 struct range {
   std::uint64_t off;
   std::uint32_t len;
-  const std::byte* data;  // nullptr: set the bytes to zero
+  const std::byte* data;  // nullptr: set the bytes to zero, or copy them from src
+  std::uint64_t src = 0;  // nonzero: copy len bytes from this offset of the store (kRangeCopy)
 };
+
+// Bytes a range's payload takes in a record.
+inline std::uint64_t payload_of(const range& r) {
+  return r.src != 0 ? 8 : r.data ? fmt::align_up(r.len, 8) : 0;
+}
+
+// Where replaying r reads or writes: the end of the furthest byte.
+inline std::uint64_t reach(const range& r) {
+  return std::max<std::uint64_t>(r.off + r.len, r.src != 0 ? r.src + r.len : 0);
+}
+
+// Replays one range onto a store mapped at base (memmove: a copy's source
+// and destination may be anything the scan accepted).
+inline void replay(std::byte* base, const range& r) {
+  if (r.src != 0)
+    std::memmove(base + r.off, base + r.src, r.len);
+  else if (r.data)
+    std::memcpy(base + r.off, r.data, r.len);
+  else
+    std::memset(base + r.off, 0, r.len);
+}
 
 // Whether r writes any byte of the meta page's allocator cursor: a replay
 // that did extends the data file up to the cursor it leaves (a file a power
@@ -26,6 +50,12 @@ struct range {
 inline bool writes_cursor(const range& r) {
   constexpr std::uint64_t at = fmt::kMetaOffset + offsetof(fmt::meta_page, cursor);
   return r.off < at + 8 && r.off + r.len > at;
+}
+
+// Whether [off, off + len) lies where a record may write or copy from:
+// from the meta page up to the store's maximum size.
+inline bool in_store(std::uint64_t off, std::uint64_t len, std::uint64_t data_limit) {
+  return off >= fmt::kMetaOffset && off <= data_limit && len <= data_limit - off;
 }
 
 // Serializes one record into buf (replacing its contents).

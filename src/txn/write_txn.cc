@@ -74,6 +74,7 @@ txn_page* write_txn::impl::page_for_write(std::uint64_t page) {
   if (txn_page* p = cached(page)) return p;
   txn_page*& slot = pages[page];
   if (!slot) {
+    if (page == clean_src_page) clean_src_page = UINT64_MAX;  // it may change from here on
     txn_page* p = s.page_pool.take();
     p->off = page;
     p->valid = p->dirty = 0;
@@ -145,10 +146,9 @@ void write_txn::impl::sync_log_now() {
 // that a durable commit wrote), or every commit so far is durable (what is
 // unused now is unused in what any recovery restores), or each line's
 // checkpoint-epoch image is in the journal (recovery restores it first).
-std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
-  check_span(off, len);
+bool write_txn::impl::direct_ok(std::uint64_t off, std::size_t len) {
   const std::uint64_t page = off & ~(kPage - 1);
-  if (off >= committed_cursor || len == 0 || cached(page) || pages.find(page)) return rw(off, len);
+  if (off >= committed_cursor || len == 0 || cached(page) || pages.find(page)) return false;
   bool safe = page >= s.ckpt_cursor || s.log_synced.load(std::memory_order_acquire) >= s.log_end;
   if (!safe && s.opt.mode != durability::sync) {
     const std::uint64_t m = line_mask(off - page, off - page + len);
@@ -162,13 +162,39 @@ std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
     sync_log_now();
     safe = true;
   }
-  if (!safe) return rw(off, len);
+  return safe;
+}
+
+std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
+  check_span(off, len);
+  if (!direct_ok(off, len)) return rw(off, len);
   // Unpublished writes at most 16 bytes apart (a range header's size)
   // share a range, as the diff's changed words do: the bytes between are
   // committed ones, logged as the mapping holds them, and a private copy's
   // changes to them come later in the record.
   note_extent(direct, off, off + len, 16, 2);  // merging is only a saving: look at the last two
   return s.base + off;
+}
+
+// Copied slots (docs/DURABILITY.md): the source must be pinned, committed,
+// and without a private copy (which could hold this transaction's changes to
+// it, while replay copies what the store holds before the record).
+void write_txn::impl::copy_unpublished(std::uint64_t dst, std::uint64_t src, std::size_t len) {
+  check_span(src, len);
+  check_span(dst, len);
+  const std::uint64_t sp = src & ~(kPage - 1);
+  bool by_ref = src >= pin_lo && len <= pin_hi - src && src + len <= committed_cursor;
+  if (by_ref && sp != clean_src_page) {
+    by_ref = !cached(sp) && !pages.find(sp);
+    if (by_ref) clean_src_page = sp;
+  }
+  if (by_ref && direct_ok(dst, len)) {
+    std::memcpy(s.base + dst, s.base + src, len);
+    copies.push_back({dst, src, len});
+    return;
+  }
+  const std::byte* from = ro(src, len);
+  std::memcpy(unpublished(dst, len), from, len);  // distinct pages: a table never copies onto itself
 }
 
 void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
@@ -193,6 +219,9 @@ void write_txn::impl::release() noexcept {
   fresh.clear();
   fresh_zero.clear();
   direct.clear();
+  copies.clear();
+  pin_lo = pin_hi = 0;
+  clean_src_page = UINT64_MAX;
   unpublished_copies = 0;
   for (auto& p : recent) p = nullptr;
   active = false;
@@ -301,6 +330,13 @@ std::uint64_t write_txn::impl::commit() {
       }
     };
     add_extents(fresh_zero, true);
+    // Copied slots, in the order they were made (a slot copied into twice
+    // ends with the later one): they read their source as the store holds
+    // it before this record (pinned, unchanged since), so they come ahead
+    // of every range that writes bytes. A later range covering the same
+    // bytes carries what the mapping holds at commit, the final bytes.
+    for (const write_txn::impl::copy_span& c : copies)
+      ranges.push_back({c.dst, static_cast<std::uint32_t>(c.len), nullptr, c.src});
     // Unpublished bytes, from the mapping, before the private pages' ranges:
     // a page copied after such a write holds the same bytes, and whatever
     // the copy changed later must win on replay.
@@ -528,6 +564,22 @@ std::byte* write_txn::mut_unpublished(std::uint64_t off, std::size_t len) {
   auto& t = live_txn(p_);
   check_arena(t, off);
   return t.unpublished(off, len);
+}
+
+bool write_txn::pin_for_copies(std::uint64_t off, std::size_t len) {
+  auto& t = live_txn(p_);
+  if (off == t.pin_lo && len <= t.pin_hi - t.pin_lo && t.pin_hi != 0) return true;
+  if (!allocator::pin(t, off, len)) return false;
+  t.pin_lo = off;
+  t.pin_hi = off + allocator::class_bytes(allocator::class_of(len));
+  return true;
+}
+
+void write_txn::copy_unpublished(std::uint64_t dst, std::uint64_t src, std::size_t len) {
+  auto& t = live_txn(p_);
+  check_arena(t, dst);
+  check_arena(t, src);
+  t.copy_unpublished(dst, src, len);
 }
 
 std::uint64_t write_txn::alloc(std::size_t n) { return allocator::allocate(live_txn(p_), n); }

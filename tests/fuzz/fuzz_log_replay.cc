@@ -130,6 +130,18 @@ std::string records(reader& r, const base_info& b, bool torn) {
       append(payload, fmt::range_header{off, len, flags});
       ++nranges;
       if (flags == fmt::kRangeZero) continue;
+      if (flags == fmt::kRangeCopy) {  // the source offset, chosen like the destination's
+        const u8 sc = r.byte();
+        u64 src = 0;
+        switch (sc & 3) {
+          case 0: src = fmt::kMetaOffset + r.u16() % 4096; break;
+          case 1: src = fmt::kMetaOffset + r.u32() % (b.file_size - fmt::kMetaOffset); break;
+          case 2: src = r.u64v(); break;
+          default: src = b.file_size - r.u16() % 4096; break;
+        }
+        append(payload, src);
+        continue;
+      }
       const std::size_t body = static_cast<std::size_t>(std::min<u64>(fmt::align_up(len, 8), li::kMaxBody));
       const std::size_t from_input = std::min<std::size_t>(len, body);
       append_bytes(payload, r, from_input);

@@ -120,10 +120,19 @@ std::string structured_records(const std::string& log) {
       fmt::range_header rh;
       std::memcpy(&rh, log.data() + at, sizeof rh);
       at += sizeof rh;
-      const bool zero = rh.flags == fmt::kRangeZero;
-      out.push_back(static_cast<char>(2 | 12 | (zero ? 64 : 0)));
+      const bool zero = rh.flags == fmt::kRangeZero, copy = rh.flags == fmt::kRangeCopy;
+      out.push_back(static_cast<char>(2 | 12 | (zero ? 64 : 0) | (copy ? 128 : 0)));
       append(out, rh.offset);
       append(out, rh.length);
+      if (copy) {  // flags, then the source as a raw u64
+        append(out, rh.flags);
+        out.push_back(2);
+        std::uint64_t src;
+        std::memcpy(&src, log.data() + at, 8);
+        append(out, src);
+        at += 8;
+        continue;
+      }
       if (zero) continue;
       if (rh.length > li::kMaxBody) std::fprintf(stderr, "warning: a range of %u bytes is cut\n", rh.length);
       out.append(log, at, rh.length);
