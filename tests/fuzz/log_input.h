@@ -33,10 +33,12 @@
 //     u8 r    bits 0-1: offset 0 meta page + (u16 mod 4096), 1 inside the
 //                       file (u32 mod size), 2 raw u64, 3 file end - (u16 mod 4096)
 //             bits 2-3: length 0 u8 mod 65, 1 u16 mod 4097, 2 eight, 3 raw u32
+//             bit 5: copy range (when bit 6 is clear)
 //             bit 6: zero-fill range (no bytes follow)
-//             bit 7: flags from a u32; flags 2 (a copy) is followed by
-//                    u8 s whose bits 0-1 choose the source offset as r's
-//                    bits 0-1 choose the destination, and no bytes
+//             bit 7: flags from a u32
+//             a copy range (flags 2) is followed by u8 s whose bits 0-1
+//             choose the source offset as r's bits 0-1 choose the
+//             destination, and no bytes
 //     then the range's bytes from the input (at most 8 KiB emitted; the
 //     input's end pads with 0xA5)
 #pragma once
