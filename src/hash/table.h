@@ -289,23 +289,16 @@ inline void remove_at(write_txn& tx, map_table& t, std::uint64_t idx) {
 // limbo entry.
 inline constexpr std::uint64_t kCopyFromBytes = 64 * 1024;
 
-// Whether t is the old table of the map at `root` as the last commit left
-// it: then this transaction has not placed anything in its slots (inserts
-// go to the current table), so its slots can be copy sources.
-inline bool committed_old(write_txn& tx, std::uint64_t root, const map_table& t) {
-  const std::byte* p = tx.committed_bytes(root, sizeof(map_root));
-  if (p == nullptr) return false;
-  map_root c;
-  std::memcpy(&c, p, sizeof c);
-  return c.old.ctrl == t.ctrl && c.old.slots == t.slots && c.old.groups == t.groups;
-}
-
 // Moves up to max_groups old groups into the new table.
 template <class P>
 void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std::uint64_t max_groups) {
   const geom& g = pol.g;
   const bool committed = rt.old.groups != 0 && committed_cur(tx, root, rt.cur);
-  const bool copies = committed && g.slot_bytes(rt.old.groups) >= kCopyFromBytes && committed_old(tx, root, rt.old) &&
+  // Copies only when the current table is the committed one: then the
+  // resize was running at the last commit, with this old table, and this
+  // transaction placed nothing in its slots (inserts go to the current
+  // table), so they hold what replay will find before this record.
+  const bool copies = committed && g.slot_bytes(rt.old.groups) >= kCopyFromBytes &&
                       tx.pin_for_copies(rt.old.slots, g.slot_bytes(rt.old.groups));
   // Old group gi's entries mostly have their home there, so in the new
   // table (twice the groups) their home is 2gi or 2gi+1: one cursor each.
