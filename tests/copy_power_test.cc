@@ -13,8 +13,10 @@
 #include <keel/keel.h>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "file/format.h"
+#include "util/checksum.h"
 #include "support/crash_state.h"
 #include "support/sim_os.h"
 #include "support/temp_dir.h"
@@ -41,10 +43,22 @@ std::string read_file(const std::string& p) {
   return {std::istreambuf_iterator<char>(f), {}};
 }
 
-// Copy ranges in the records of a log file.
-u64 copy_ranges(const std::string& log_path) {
+void write_file(const std::string& p, const std::string& bytes) {
+  std::ofstream f(p, std::ios::binary | std::ios::trunc);
+  f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  REQUIRE(f);
+}
+
+// A copy range in a log file: where its record starts and where its u64
+// source offset lies.
+struct copy_at {
+  u64 record, source;
+};
+
+// The copy ranges in the records of a log file.
+std::vector<copy_at> copy_ranges(const std::string& log_path) {
   const std::string f = read_file(log_path);
-  u64 copies = 0;
+  std::vector<copy_at> copies;
   u64 pos = sizeof(fmt::file_header);
   while (pos + sizeof(fmt::record_header) <= f.size()) {
     fmt::record_header h;
@@ -56,7 +70,7 @@ u64 copy_ranges(const std::string& log_path) {
       std::memcpy(&r, f.data() + at, sizeof r);
       at += sizeof r;
       if (r.flags == fmt::kRangeCopy) {
-        ++copies;
+        copies.push_back({pos, at});
         at += 8;
       } else if (r.flags != fmt::kRangeZero) {
         at += fmt::align_up(r.length, 8);
@@ -130,6 +144,38 @@ TEST_CASE("a pinned block, once freed, waits in limbo until a checkpoint covers 
   CHECK(clean_but_unlinked(keel::check(path)));
 }
 
+TEST_CASE("a damaged limbo is named by keel check and refused by the allocator") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("s.keel");
+  {
+    auto db = keel::store::open(path, {});
+    const u64 src = pattern_block(*db, kBlock, 1);
+    db->write([&](keel::write_txn& tx) { REQUIRE(tx.pin_for_copies(src, kBlock)); });
+    db->write([&](keel::write_txn& tx) { tx.free(src, kBlock); });
+    db->close();
+  }
+  REQUIRE(clean(keel::check(path)));
+  const std::string good = read_file(path);
+  auto damaged = [&](std::size_t field, u64 v, const char* says) {
+    std::string f = good;
+    std::memcpy(f.data() + fmt::kMetaOffset + field, &v, 8);
+    write_file(path, f);
+    const keel::check_report rep = keel::check(path);
+    bool named = false;
+    for (const auto& p : rep.problems) named |= p.what.find(says) != std::string::npos;
+    CHECK_MESSAGE(named, says);
+    auto db = keel::store::open(path, {});
+    try {
+      db->write([&](keel::write_txn& tx) { tx.alloc(kBlock); });
+      FAIL("allocation went past a damaged limbo");
+    } catch (const keel::error& e) {
+      CHECK(e.code() == keel::errc::corrupt);
+    }
+  };
+  damaged(offsetof(fmt::meta_page, limbo_count), 99, "limbo holds 99 entries");
+  damaged(offsetof(fmt::meta_page, limbo) + offsetof(fmt::limbo_entry, bytes), 12345, "not a block of a size class");
+}
+
 TEST_CASE("limbo holds 32 pinned blocks; a full limbo refuses pins, which callers take as no copies") {
   keel_test::temp_dir dir;
   auto db = keel::store::open(dir.path("s.keel"), {});
@@ -172,7 +218,13 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
     std::memcpy(tx.mut_bytes(src + 20480, 8), &x, 8);
     tx.copy_unpublished(dst + 512, src + 20480, 40);
   });
-  CHECK(copy_ranges(path + "-log") == 6);  // all but the one from a changed source
+  db->write([&](keel::write_txn& tx) {
+    // No pin_for_copies() in this transaction: bytes, though the block
+    // is still pinned by the last one. The transaction changes no private
+    // page and allocates nothing: its record holds only that write.
+    tx.copy_unpublished(dst + 1024, src + 32768, 40);
+  });
+  CHECK(copy_ranges(path + "-log").size() == 6);  // all but the one from a changed source and the unpinned one
   auto expect = [&](keel::store& s) {
     CHECK(read_u64(s, dst) == read_u64(s, src + 4096));
     CHECK(read_u64(s, dst + 32) == read_u64(s, src + 4096 + 32));
@@ -185,6 +237,7 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
     CHECK(read_u64(s, dst + 520) == read_u64(s, src + 20480 + 8));
     CHECK(read_u64(s, dst + 768) == read_u64(s, src + 28672));
     CHECK(read_u64(s, dst + 800) == read_u64(s, src + 28672 + 32));
+    CHECK(read_u64(s, dst + 1024) == read_u64(s, src + 32768));
   };
   expect(*db);
   // Nothing of the data file written back since the checkpoint: the copies
@@ -192,6 +245,39 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
   sys.power_cut(path, dir.path("cut.keel"), {cut_policy::none, false, cut_policy::no_tail}, rng);
   db->close();
   CHECK(clean_but_unlinked(keel::check(dir.path("cut.keel"))));
+
+  // The same image with a copy's source moved outside the store (both
+  // checksums resealed): corruption for keel check and for recovery.
+  const std::string bad = dir.path("bad.keel");
+  for (const char* ext : {"", "-log", "-journal"}) write_file(bad + ext, read_file(dir.path("cut.keel") + ext));
+  {
+    std::string log = read_file(bad + "-log");
+    const std::vector<copy_at> at = copy_ranges(bad + "-log");
+    REQUIRE(!at.empty());
+    const u64 far = u64{1} << 45;
+    std::memcpy(log.data() + at[0].source, &far, 8);
+    fmt::record_header h;
+    std::memcpy(&h, log.data() + at[0].record, sizeof h);
+    const u64 total = sizeof h + h.payload_bytes;
+    fmt::record_trailer t;
+    std::memcpy(&t, log.data() + at[0].record + total, sizeof t);
+    t.checksum = keel::checksum(log.data() + at[0].record, total);
+    std::memcpy(log.data() + at[0].record + total, &t, sizeof t);
+    write_file(bad + "-log", log);
+  }
+  const keel::check_report rep = keel::check(bad);
+  bool named = false;
+  for (const auto& p : rep.problems) named |= p.what.find("copy source") != std::string::npos;
+  CHECK(named);
+  sim_os other;
+  other.new_boot();
+  try {
+    keel::store::open(bad, {.create_if_missing = false, .mode = keel::durability::sync, .os = &other});
+    FAIL("recovery replayed a copy from outside the store");
+  } catch (const keel::error& e) {
+    CHECK(e.code() == keel::errc::corrupt);
+  }
+
   sim_os after;
   auto back = reopen(dir.path("cut.keel"), keel::durability::sync, after);
   CHECK(back->info().recovered_records >= 1);
@@ -218,7 +304,7 @@ TEST_CASE("power loss: a resize logs its moves as copies, and the old table's sp
       });
       if (k == 3401) db->checkpoint();  // just before the resize: the old slots predate it
     }
-    CHECK(copy_ranges(path + "-log") > 1000);
+    CHECK(copy_ranges(path + "-log").size() > 1000);
     db->write([&](keel::write_txn& tx) {
       u64 b[8];
       for (u64& x : b) {

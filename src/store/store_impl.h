@@ -240,6 +240,7 @@ struct write_txn::impl {
   txn_page* page_for_write(std::uint64_t page_off);
   void fill(txn_page* p, std::uint64_t mask) noexcept;  // copy missing lines from the mapping
   bool direct_ok(std::uint64_t off, std::size_t len);  // whether unpublished() may write the mapping
+  std::byte* unpublished_at(std::uint64_t off, std::size_t len, bool in_place);  // unpublished(), decided
 };
 
 // The impl of a transaction that is still open; errc::invalid_argument after

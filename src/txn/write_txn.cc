@@ -165,15 +165,19 @@ bool write_txn::impl::direct_ok(std::uint64_t off, std::size_t len) {
   return safe;
 }
 
-std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
-  check_span(off, len);
-  if (!direct_ok(off, len)) return rw(off, len);
+std::byte* write_txn::impl::unpublished_at(std::uint64_t off, std::size_t len, bool in_place) {
+  if (!in_place) return rw(off, len);
   // Unpublished writes at most 16 bytes apart (a range header's size)
   // share a range, as the diff's changed words do: the bytes between are
   // committed ones, logged as the mapping holds them, and a private copy's
   // changes to them come later in the record.
   note_extent(direct, off, off + len, 16, 2);  // merging is only a saving: look at the last two
   return s.base + off;
+}
+
+std::byte* write_txn::impl::unpublished(std::uint64_t off, std::size_t len) {
+  check_span(off, len);
+  return unpublished_at(off, len, direct_ok(off, len));
 }
 
 // Copied slots (docs/DURABILITY.md): the source must be pinned, committed,
@@ -183,18 +187,22 @@ void write_txn::impl::copy_unpublished(std::uint64_t dst, std::uint64_t src, std
   check_span(src, len);
   check_span(dst, len);
   const std::uint64_t sp = src & ~(kPage - 1);
-  bool by_ref = src >= pin_lo && len <= pin_hi - src && src + len <= committed_cursor;
+  bool by_ref = src >= pin_lo && src < pin_hi && len <= pin_hi - src && src + len <= committed_cursor;
   if (by_ref && sp != clean_src_page) {
     by_ref = !cached(sp) && !pages.find(sp);
     if (by_ref) clean_src_page = sp;
   }
-  if (by_ref && direct_ok(dst, len)) {
+  // Bytes, as mut_unpublished() would write them, unless both ends allow
+  // a copy. direct_ok() is asked once: it counts the fallbacks that lead
+  // to a log sync.
+  const bool in_place = direct_ok(dst, len);
+  if (by_ref && in_place) {
     std::memcpy(s.base + dst, s.base + src, len);
     copies.push_back({dst, src, len});
     return;
   }
   const std::byte* from = ro(src, len);
-  std::memcpy(unpublished(dst, len), from, len);  // distinct pages: a table never copies onto itself
+  std::memcpy(unpublished_at(dst, len, in_place), from, len);  // distinct pages: a table never copies onto itself
 }
 
 void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
@@ -304,7 +312,9 @@ static std::uint64_t diff_run(std::vector<redo::range>& out, std::uint64_t page,
 
 std::uint64_t write_txn::impl::commit() {
   s.check_usable();
-  if (dirty_list.empty() && cursor == committed_cursor) {
+  // Nothing to log: no private page changed, nothing allocated, nothing
+  // written or copied straight into committed space.
+  if (dirty_list.empty() && cursor == committed_cursor && direct.empty() && copies.empty()) {
     release();
     return 0;
   }
