@@ -83,6 +83,9 @@ TEST_CASE("create, close and reopen a store") {
     CHECK(fs::file_size(p) == 1_MiB);
     s->close();
     CHECK_NOTHROW(s->close());  // idempotent
+    const auto after = catch_error([&] { (void)s->info(); });  // the mapping is gone: an error, not a crash
+    REQUIRE(after.has_value());
+    CHECK(after->code() == errc::invalid_argument);
   }
   {
     auto s = store::open(p, small_opts());

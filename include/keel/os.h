@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <array>
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -44,6 +45,16 @@ class os {
     (void)addr;
     (void)len;
     return 0;
+  }
+  // Makes [addr, addr+len) of a writable mapping made by mmap() above
+  // present and writable, as a write to each page would, without changing a
+  // byte (madvise MADV_POPULATE_WRITE). Only a hint: -EINVAL or -EOPNOTSUPP
+  // tell Keel not to ask again, other failures are ignored. The default
+  // returns -EOPNOTSUPP.
+  virtual int populate_write(void* addr, std::size_t len) {
+    (void)addr;
+    (void)len;
+    return -EOPNOTSUPP;
   }
   // msync(MS_SYNC) of [addr, addr+len) of a mapping made by mmap() above.
   virtual int msync(void* addr, std::size_t len) = 0;

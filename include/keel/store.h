@@ -33,6 +33,10 @@ struct store_info {
   int recovery = 0;
   std::uint64_t recovered_records = 0;
   std::uint64_t restored_pages = 0;
+  // Bytes of the mapping the writer's background thread has made present
+  // and writable ahead of its writes since the open (write_txn::prefault);
+  // 0 for a read-only handle or where the OS cannot do it.
+  std::uint64_t prefaulted_bytes = 0;
 };
 
 // Thread-safety: read() and info() may be called from any thread at once;

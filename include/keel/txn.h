@@ -99,6 +99,13 @@ class write_txn {
   // nothing. Any offset is allowed; one outside the arena, or a finished
   // transaction, is ignored.
   void prefetch(std::uint64_t off) noexcept;
+  // A hint for a large block this transaction is about to fill: a
+  // background thread of the store makes the pages of [off, off+len)
+  // present and writable in the mapping, front to back, so that the writes
+  // do not each take a page fault (store_info::prefaulted_bytes counts
+  // them). Changes no byte, in the mapping or the file. The part outside
+  // the space allocated so far is ignored, as is a finished transaction.
+  void prefault(std::uint64_t off, std::uint64_t len) noexcept;
 
   // The bytes [off, off+len) as the last commit left them, without this
   // transaction's writes (the mapping; the span must lie inside one page).

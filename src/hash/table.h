@@ -32,6 +32,7 @@ using fmt::map_table;
 
 inline constexpr int kMigrateGroups = 4;    // old groups moved per write
 inline constexpr std::uint64_t kLongProbe = 32;  // groups; a longer probe starts a resize
+inline constexpr std::uint64_t kPrefaultFromBytes = 1u << 20;  // slot blocks handed to the prefaulter
 
 // Sizes derived from the key and value sizes.
 struct geom {
@@ -337,7 +338,18 @@ void start_resize(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol,
   rt.old = rt.cur;
   rt.cur = t;
   rt.migrate = 0;
-  if (rt.size == 0 || rt.old.used == 0) free_table(tx, g, rt.old);
+  if (rt.size == 0 || rt.old.used == 0) {
+    free_table(tx, g, rt.old);
+    return;
+  }
+  // The move writes the new slots from the front, and with at least two
+  // entries per page on average (any doubling) nearly every page: a
+  // background thread takes the page faults ahead of it. Not for a sparse
+  // table (reserve() far ahead of the size), whose untouched pages would
+  // only be dirtied, written back by the checkpoint and kept in memory, nor
+  // for a block too small to be worth the hand-off.
+  const std::uint64_t bytes = g.slot_bytes(t.groups);
+  if (bytes >= kPrefaultFromBytes && rt.size >= 2 * (bytes / kPage)) tx.prefault(t.slots, bytes);
 }
 
 // Makes room for one more entry in the current table: twice the groups when

@@ -57,6 +57,9 @@ class posix final : public os {
   int advise_huge_pages(void* addr, std::size_t len) override {
     return neg(::madvise(addr, len, MADV_HUGEPAGE));
   }
+  int populate_write(void* addr, std::size_t len) override {
+    return neg(::madvise(addr, len, MADV_POPULATE_WRITE));
+  }
   int msync(void* addr, std::size_t len) override { return neg(::msync(addr, len, MS_SYNC)); }
   int try_lock(int fd) override {
     struct flock fl {};

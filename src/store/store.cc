@@ -324,6 +324,7 @@ void store::impl::map() {
   base = static_cast<std::byte*>(p);
   map_len = sb.max_size;
   if (opt.huge_pages) (void)sys->advise_huge_pages(p, map_len);  // a hint; 4 KiB pages work too
+  if (writable) faults = std::make_unique<prefaulter>(*sys);
 }
 
 bool store::impl::check_meta() {
@@ -412,6 +413,7 @@ void store::close() {
 
 void store::impl::release_resources() noexcept {
   stop_flusher_thread();
+  if (faults) faults->stop();  // its thread may be inside the mapping
   if (base) sys->munmap(base, map_len);
   base = nullptr;
   for (int* f : {&log_fd, &jrn_fd, &fd})
@@ -498,6 +500,7 @@ void store::note_retry(read_attempt& a) const noexcept {
 
 store_info store::info() const {
   const impl& s = *p_;
+  if (s.closed) throw error(errc::invalid_argument, s.path, "store is closed");  // the mapping is gone
   store_info i;
   i.path = s.path;
   i.max_size = s.sb.max_size;
@@ -522,6 +525,7 @@ store_info store::info() const {
   i.recovery = s.recovery;
   i.recovered_records = s.recovered_records;
   i.restored_pages = s.restored_pages;
+  i.prefaulted_bytes = s.faults ? s.faults->done_bytes() : 0;
   return i;
 }
 

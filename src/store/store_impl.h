@@ -15,6 +15,7 @@
 
 #include "file/format.h"
 #include "keel/store.h"
+#include "store/prefaulter.h"
 #include "txn/line_marks.h"
 #include "txn/page_index.h"
 #include "txn/redo_log.h"
@@ -115,6 +116,10 @@ struct store::impl {
   std::atomic<std::uint64_t> log_written{0}, log_synced{0};
   std::thread flusher;
 
+  // Populates space the writer is about to fill (write_txn::prefault);
+  // writable handles only. Stopped before the mapping goes.
+  std::unique_ptr<prefaulter> faults;
+
   // ---- what the open did ----
   int recovery = 0;
   std::uint64_t recovered_records = 0, restored_pages = 0;
@@ -123,7 +128,7 @@ struct store::impl {
   impl(const impl&) = delete;
   impl& operator=(const impl&) = delete;
   ~impl() { release_resources(); }
-  // Stops the flusher, unmaps, closes the files (releasing the writer lock).
+  // Stops the flusher and the prefaulter, unmaps, closes the files (releasing the writer lock).
   // Also what a failed open leaves behind. Idempotent.
   void release_resources() noexcept;
 

@@ -559,6 +559,16 @@ void write_txn::prefetch(std::uint64_t off) noexcept {
   if (p_ && p_->active && off >= fmt::kArenaOffset && off < p_->cursor) __builtin_prefetch(p_->s.base + off);
 }
 
+void write_txn::prefault(std::uint64_t off, std::uint64_t len) noexcept {
+  if (!p_ || !p_->active || !p_->s.faults) return;
+  const impl& t = *p_;
+  if (off < fmt::kArenaOffset || off >= t.cursor) return;
+  // Whole pages (the kernel refuses an unaligned start), inside the file.
+  const std::uint64_t lo = off & ~(kPage - 1);
+  const std::uint64_t hi = std::min(fmt::align_up(off + std::min(len, t.cursor - off), kPage), t.s.file_size);
+  if (hi > lo) t.s.faults->request(t.s.base + lo, hi - lo);
+}
+
 const std::byte* write_txn::committed_bytes(std::uint64_t off, std::size_t len) {
   auto& t = live_txn(p_);
   check_arena(t, off);

@@ -4,11 +4,13 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "support/temp_dir.h"
 
@@ -16,7 +18,7 @@ namespace keel_test {
 
 const char* op_name(op o) {
   static const char* names[] = {"open",      "pread", "pwrite", "fsync",  "fdatasync", "ftruncate",
-                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise"};
+                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate"};
   return names[static_cast<int>(o)];
 }
 
@@ -48,12 +50,12 @@ std::array<std::uint8_t, 16> sim_os::boot_id() {
   return boot_;
 }
 
-int sim_os::before(op which, const std::string& path) {
+int sim_os::before(op which, const std::string& path, bool hooked) {
   std::function<void(op, const std::string&)> hook;
   {
     std::lock_guard g(mu_);
     ++calls_[static_cast<int>(which)];
-    hook = on_call;
+    if (hooked) hook = on_call;
   }
   if (hook) hook(which, path);
   std::lock_guard g(mu_);
@@ -193,6 +195,24 @@ int sim_os::advise_huge_pages(void* addr, std::size_t len) {
   std::uint64_t off = 0;
   if (int e = before(op::advise, path_of_mapping(addr, &off))) return e;
   return real_.advise_huge_pages(addr, len);
+}
+
+int sim_os::populate_write(void* addr, std::size_t len) {
+  std::uint64_t off = 0;
+  if (populate_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(populate_delay_ms));
+  const std::string p = path_of_mapping(addr, &off);  // after the delay: is it still mapped?
+  if (int e = before(op::populate, p, false)) return e;
+  if (p.empty()) {
+    std::lock_guard g(mu_);
+    ++stray_populates_;
+    return -EFAULT;
+  }
+  return real_.populate_write(addr, len);
+}
+
+int sim_os::stray_populates() const {
+  std::lock_guard g(mu_);
+  return stray_populates_;
 }
 
 int sim_os::msync(void* addr, std::size_t len) {

@@ -19,7 +19,7 @@
 
 namespace keel_test {
 
-enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, count_ };
+enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, populate, count_ };
 const char* op_name(op o);
 
 // How much of what was not synced reaches the disk at the power cut.
@@ -48,7 +48,10 @@ class sim_os final : public keel::os {
   void clear_faults();
   int calls(op which) const;
 
-  // Called before every forwarded call with its kind and file path ("" when unknown).
+  // Called before every forwarded call with its kind and file path ("" when
+  // unknown), except populate_write: the store's prefaulter thread makes
+  // that call, it changes no byte, and a hook (a power cut) must only ever
+  // run on the writer's thread.
   std::function<void(op, const std::string&)> on_call;
 
   // Writes to dest, dest-log, dest-journal the files a power cut now could
@@ -58,6 +61,13 @@ class sim_os final : public keel::os {
   std::size_t dirty_pages(const std::string& path) const;
 
   void new_boot();  // the next boot_id() differs
+
+  // populate_write calls on an address inside no live mapping (a prefaulter
+  // still running after its store unmapped): they fail with -EFAULT.
+  int stray_populates() const;
+  // Each populate_write first sleeps this long (a slow disk or a large
+  // block): set before the store opens.
+  int populate_delay_ms = 0;
 
   // keel::os
   int open(const std::string& path, int flags, mode_t mode) override;
@@ -72,6 +82,7 @@ class sim_os final : public keel::os {
   void* mmap(int fd, std::size_t len, bool writable, int* err) override;
   int munmap(void* addr, std::size_t len) override;
   int advise_huge_pages(void* addr, std::size_t len) override;  // op::advise
+  int populate_write(void* addr, std::size_t len) override;      // op::populate
   int msync(void* addr, std::size_t len) override;
   int try_lock(int fd) override;
   int unlock(int fd) override;
@@ -94,7 +105,8 @@ class sim_os final : public keel::os {
     std::size_t len;
     std::string path;
   };
-  int before(op which, const std::string& path);  // runs on_call, returns -err when the call must fail
+  // Counts the call, runs on_call (when `hook`), returns -err when the call must fail.
+  int before(op which, const std::string& path, bool hook = true);
   std::string path_of(int fd) const;
   void make_durable(const std::string& path, std::uint64_t off, std::uint64_t len);  // from the live file
   std::string live(const std::string& path) const;
@@ -107,6 +119,7 @@ class sim_os final : public keel::os {
   std::map<std::string, std::string> durable_;  // path -> bytes as of the last sync
   std::vector<mapping> maps_;
   std::array<std::uint8_t, 16> boot_;
+  int stray_populates_ = 0;
 };
 
 }  // namespace keel_test

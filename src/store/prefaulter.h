@@ -1,0 +1,69 @@
+// A background thread that makes space the writer is about to fill present
+// and writable in the mapping (os::populate_write), so that the writer's
+// stores do not each take a page fault. A hash table's doubling writes
+// hundreds of megabytes of fresh pages; each first write of one costs a
+// fault that reads (zero-fills) the page and has the file system prepare it
+// for writing, microseconds each, and measured at about half of the time of
+// a resize's transactions. On a second core that work overlaps the writer's.
+//
+// It changes no byte: populating a page loads what the file holds and marks
+// it writable, as the writer's first store would. Nothing depends on it
+// having run; a request may be dropped at any time. Internal.
+#pragma once
+
+#include <condition_variable>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <thread>
+
+#include "keel/os.h"
+
+namespace keel {
+
+class prefaulter {
+ public:
+  explicit prefaulter(os& sys) noexcept : sys_(sys) {}
+  ~prefaulter() { stop(); }
+  prefaulter(const prefaulter&) = delete;
+  prefaulter& operator=(const prefaulter&) = delete;
+
+  // Queues [addr, addr+len) of the store's mapping, front to back. Ignored
+  // after stop(), once the OS has answered that it cannot populate, or when
+  // kMaxPending requests wait already. Starts the thread on first use; a
+  // thread that cannot be started drops the request.
+  // REQUIRES: the range stays mapped until stop() returns.
+  void request(std::byte* addr, std::size_t len) noexcept;
+
+  // Drops what is queued, waits for the chunk in progress and ends the
+  // thread. Must run before the mapping goes. Idempotent; request() is
+  // ignored afterwards.
+  void stop() noexcept;
+
+  // Bytes populated so far (for store_info and tests).
+  std::uint64_t done_bytes() const noexcept;
+
+  // One populate call covers at most this much, so stop() waits for at
+  // most one such call.
+  static constexpr std::size_t kChunk = std::size_t{2} << 20;
+  static constexpr std::size_t kMaxPending = 16;
+
+ private:
+  struct span {
+    std::byte* addr;
+    std::size_t len;
+  };
+  void run() noexcept;
+
+  os& sys_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<span> queue_;
+  std::thread thread_;
+  std::uint64_t done_ = 0;
+  bool stopping_ = false;
+  bool unsupported_ = false;
+};
+
+}  // namespace keel

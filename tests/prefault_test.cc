@@ -1,0 +1,332 @@
+// The writer's prefaulter (src/store/prefaulter.h): a background thread
+// that makes a large block the writer is about to fill present and
+// writable. First the class against a scripted os (chunks, order, the
+// answers that stop it, stop() while a call is in progress, the queue
+// bound), then a store whose hash map resizes into blocks it prefaults.
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <future>
+#include <keel/check.h>
+#include <keel/hash_map.h>
+#include <keel/keel.h>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "store/prefaulter.h"
+#include "support/sim_os.h"
+#include "support/temp_dir.h"
+#include "support/testing.h"
+
+using keel::prefaulter;
+using keel_test::op;
+using keel_test::sim_os;
+using u64 = std::uint64_t;
+
+namespace {
+
+constexpr std::size_t kChunk = prefaulter::kChunk;
+
+// An os whose only working call is populate_write: it records each call and
+// answers what the test scripted, optionally holding a call until released.
+class script_os final : public keel::os {
+ public:
+  struct call {
+    std::byte* addr;
+    std::size_t len;
+  };
+  std::vector<int> answers;  // answer of call i (0 past the end)
+  bool hold = false;         // calls wait in populate_write until release()
+
+  int populate_write(void* addr, std::size_t len) override {
+    std::unique_lock lk(mu_);
+    const std::size_t i = calls_.size();
+    calls_.push_back({static_cast<std::byte*>(addr), len});
+    inside_ = true;
+    cv_.notify_all();
+    cv_.wait(lk, [&] { return !hold; });
+    inside_ = false;
+    return i < answers.size() ? answers[i] : 0;
+  }
+  std::vector<call> calls() const {
+    std::lock_guard g(mu_);
+    return calls_;
+  }
+  // Waits (at most 10 s) until a call is inside populate_write.
+  bool wait_inside() {
+    std::unique_lock lk(mu_);
+    return cv_.wait_for(lk, std::chrono::seconds(10), [&] { return inside_; });
+  }
+  void release() {
+    std::lock_guard g(mu_);
+    hold = false;
+    cv_.notify_all();
+  }
+  void set_hold() {
+    std::lock_guard g(mu_);
+    hold = true;
+  }
+
+  // Everything else is unused by the prefaulter.
+  int open(const std::string&, int, mode_t) override { return -ENOSYS; }
+  int close(int) override { return -ENOSYS; }
+  ssize_t pread(int, void*, std::size_t, std::uint64_t) override { return -ENOSYS; }
+  ssize_t pwrite(int, const void*, std::size_t, std::uint64_t) override { return -ENOSYS; }
+  int fsync(int) override { return -ENOSYS; }
+  int fdatasync(int) override { return -ENOSYS; }
+  int ftruncate(int, std::uint64_t) override { return -ENOSYS; }
+  int fallocate(int, std::uint64_t, std::uint64_t) override { return -ENOSYS; }
+  std::int64_t file_size(int) override { return -ENOSYS; }
+  void* mmap(int, std::size_t, bool, int* err) override {
+    *err = -ENOSYS;
+    return nullptr;
+  }
+  int munmap(void*, std::size_t) override { return -ENOSYS; }
+  int msync(void*, std::size_t) override { return -ENOSYS; }
+  int try_lock(int) override { return -ENOSYS; }
+  int unlock(int) override { return -ENOSYS; }
+  int lock_held(int) override { return -ENOSYS; }
+  int rename(const std::string&, const std::string&) override { return -ENOSYS; }
+  int unlink(const std::string&) override { return -ENOSYS; }
+  int sync_dir(const std::string&) override { return -ENOSYS; }
+  std::array<std::uint8_t, 16> boot_id() override { return {}; }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<call> calls_;
+  bool inside_ = false;
+};
+
+// Polls until pred() holds; false after 30 s (the background thread hung).
+template <class P>
+bool eventually(P pred) {
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > end) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  return true;
+}
+
+// A fake address: the scripted os never touches it.
+std::byte* at(u64 off) { return reinterpret_cast<std::byte*>(std::uintptr_t{1} << 40) + off; }
+
+}  // namespace
+
+TEST_CASE("prefaulter: requests are populated front to back in chunks of at most 2 MiB") {
+  script_os sys;
+  prefaulter pf(sys);
+  pf.request(at(0), 2 * kChunk + 4096 * 3);
+  pf.request(at(100 * kChunk), 8192);
+  REQUIRE(eventually([&] { return pf.done_bytes() == 2 * kChunk + 4096 * 5; }));
+  pf.stop();
+  const auto c = sys.calls();
+  REQUIRE(c.size() == 4);
+  CHECK((c[0].addr == at(0) && c[0].len == kChunk));
+  CHECK((c[1].addr == at(kChunk) && c[1].len == kChunk));
+  CHECK((c[2].addr == at(2 * kChunk) && c[2].len == 4096 * 3));
+  CHECK((c[3].addr == at(100 * kChunk) && c[3].len == 8192));
+}
+
+TEST_CASE("prefaulter: an OS without the call is not asked again; another failure loses one chunk") {
+  for (int err : {EINVAL, EOPNOTSUPP}) {
+    script_os sys;
+    sys.answers = {-err};
+    prefaulter pf(sys);
+    pf.request(at(0), 3 * kChunk);
+    REQUIRE(eventually([&] { return sys.calls().size() == 1; }));
+    pf.request(at(10 * kChunk), kChunk);  // ignored: may race the first answer, then cleared with it
+    pf.stop();
+    CHECK(sys.calls().size() == 1);
+    CHECK(pf.done_bytes() == 0);
+  }
+  script_os sys;
+  sys.answers = {0, -EFAULT, 0};
+  prefaulter pf(sys);
+  pf.request(at(0), 3 * kChunk);
+  REQUIRE(eventually([&] { return sys.calls().size() == 3; }));
+  pf.stop();
+  CHECK(pf.done_bytes() == 2 * kChunk);
+}
+
+TEST_CASE("prefaulter: stop() waits for the call in progress, drops the queue and ignores later requests") {
+  script_os sys;
+  sys.set_hold();
+  prefaulter pf(sys);
+  pf.request(at(0), 4 * kChunk);
+  REQUIRE(sys.wait_inside());
+  auto stopped = std::async(std::launch::async, [&] { pf.stop(); });
+  // stop() cannot return while the call is inside populate_write.
+  CHECK(stopped.wait_for(std::chrono::milliseconds(200)) == std::future_status::timeout);
+  sys.release();
+  stopped.get();
+  pf.request(at(50 * kChunk), kChunk);
+  CHECK(sys.calls().size() == 1);  // neither the rest of the first request nor the later one
+  CHECK(pf.done_bytes() == kChunk);
+}
+
+TEST_CASE("prefaulter: at most kMaxPending requests wait; more are dropped") {
+  script_os sys;
+  sys.set_hold();
+  prefaulter pf(sys);
+  pf.request(at(0), kChunk);  // taken by the thread at once: the queue is empty again
+  REQUIRE(sys.wait_inside());
+  for (std::size_t i = 1; i <= prefaulter::kMaxPending + 3; ++i) pf.request(at(i * kChunk), 4096);
+  sys.release();
+  REQUIRE(eventually([&] { return pf.done_bytes() == kChunk + prefaulter::kMaxPending * 4096; }));
+  pf.stop();
+  const auto c = sys.calls();
+  REQUIRE(c.size() == 1 + prefaulter::kMaxPending);
+  for (std::size_t i = 1; i < c.size(); ++i) CHECK(c[i].addr == at(i * kChunk));  // the first ones, in order
+}
+
+namespace {
+
+// Fills a u64 -> u64 map with n keys, 10,000 per transaction.
+void fill(keel::store& db, u64 n) {
+  auto m = keel::hash_map<u64, u64>::open(db, "m");
+  for (u64 i = 0; i < n; i += 10000)
+    db.write([&](keel::write_txn& tx) {
+      for (u64 k = i; k < std::min(n, i + 10000); ++k) m.put(tx, k * 0x9E3779B97F4A7C15ull, ~k);
+    });
+}
+
+void expect_filled(keel::store& db, u64 n) {
+  auto m = keel::hash_map<u64, u64>::open(db, "m");
+  REQUIRE(m.size() == n);
+  u64 wrong = 0;
+  for (u64 k = 0; k < n; ++k) wrong += m.get(k * 0x9E3779B97F4A7C15ull) != std::optional<u64>(~k);
+  CHECK(wrong == 0);
+}
+
+bool clean(const keel::check_report& rep) {
+  for (const auto& p : rep.problems) MESSAGE(p.where, " @", p.offset, ": ", p.what);
+  return rep.clean();
+}
+
+keel::options opts(sim_os& sys) {
+  keel::options o = keel_test::small_opts();
+  o.os = &sys;
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("prefault: a hash map's resizes prefault their slot blocks of 1 MiB and more; nothing changes") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("p.keel");
+  sim_os sys;
+  // 100,000 u64/u64 entries: the table doubles through 1 MiB (4,096 groups
+  // of 16 slots of 16 bytes) and 2 MiB of slots; smaller ones are skipped.
+  constexpr u64 kN = 100000, kExpect = (1u << 20) + (2u << 20);
+  {
+    auto db = keel::store::open(path, opts(sys));
+    fill(*db, kN);
+    REQUIRE(eventually([&] { return db->info().prefaulted_bytes == kExpect; }));
+    CHECK(sys.calls(op::populate) == 2);  // one 1 MiB chunk, then one 2 MiB chunk
+    CHECK(db->info().file_size >= db->info().arena_used);
+    expect_filled(*db, kN);
+    db->close();
+  }
+  CHECK(clean(keel::check(path)));
+  auto db = keel::store::open(path, opts(sys));
+  expect_filled(*db, kN);
+  CHECK(db->info().prefaulted_bytes == 0);  // counted per open
+}
+
+TEST_CASE("prefault: a kernel without MADV_POPULATE_WRITE is asked once; a failed chunk is skipped") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("p.keel");
+  constexpr u64 kN = 100000;
+  SUBCASE("EINVAL") {
+    sim_os sys;
+    sys.fail(op::populate, 1, EINVAL, true);
+    auto db = keel::store::open(path, opts(sys));
+    fill(*db, kN);
+    CHECK(db->info().prefaulted_bytes == 0);
+    db->close();  // joins the thread
+    CHECK(sys.calls(op::populate) == 1);
+  }
+  SUBCASE("EFAULT") {
+    sim_os sys;
+    sys.fail(op::populate, 1, EFAULT);
+    auto db = keel::store::open(path, opts(sys));
+    fill(*db, kN);
+    REQUIRE(eventually([&] { return db->info().prefaulted_bytes == (2u << 20); }));  // the 1 MiB chunk failed
+    db->close();
+    CHECK(sys.calls(op::populate) == 2);
+  }
+  CHECK(clean(keel::check(path)));
+  sim_os again;
+  auto db = keel::store::open(path, opts(again));
+  expect_filled(*db, kN);
+}
+
+TEST_CASE("prefault: closing the store while a large block is being prefaulted") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("p.keel");
+  sim_os sys;
+  sys.populate_delay_ms = 100;  // 16 chunks take at least 1.6 s: the close comes first
+  keel::options o = opts(sys);
+  o.max_size = 1ull << 30;
+  {
+    auto db = keel::store::open(path, o);
+    db->write([&](keel::write_txn& tx) {
+      const u64 off = tx.alloc(32u << 20);
+      tx.prefault(off, 32u << 20);
+      tx.write(off, "keel", 4);
+      tx.free(off, 32u << 20);
+    });
+    db->close();  // stops the thread at a chunk boundary, then unmaps
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    CHECK(sys.calls(op::populate) < 16);
+    CHECK(sys.stray_populates() == 0);  // nothing asked for the mapping once it was gone
+  }
+  CHECK(clean(keel::check(path)));
+}
+
+TEST_CASE("prefault: a table reserved far ahead of its entries is not prefaulted") {
+  keel_test::temp_dir dir;
+  sim_os sys;
+  auto db = keel::store::open(dir.path("r.keel"), opts(sys));
+  auto m = keel::hash_map<u64, u64>::open(*db, "m");
+  db->write([&](keel::write_txn& tx) {
+    for (u64 k = 0; k < 1000; ++k) m.put(tx, k, k + 1);
+    m.reserve(tx, 500'000);  // 65,536 groups: 16 MiB of slots for 1,000 entries
+  });
+  db->write([&](keel::write_txn& tx) { m.put(tx, 5000, 1); });  // finishes the move
+  CHECK(m.size() == 1001);
+  db->close();
+  CHECK(sys.calls(op::populate) == 0);
+}
+
+TEST_CASE("prefault is only a hint: any span, no change, ignored after commit") {
+  keel_test::temp_dir dir;
+  sim_os sys;
+  auto db = keel::store::open(dir.path("h.keel"), opts(sys));
+  const u64 off = db->write([](keel::write_txn& tx) {
+    const u64 o = tx.alloc(3u << 20);
+    tx.write(o, "abc", 3);
+    return o;
+  });
+  auto tx = db->begin_write();
+  const u64 lim = tx.limit(), page = 4096;
+  const u64 expect = page + ((lim + page - 1) / page * page - off / page * page) + page;
+  for (auto [o, n] : std::vector<std::pair<u64, u64>>{
+           {0, ~u64{0}}, {1, 1}, {off + 1, 5}, {off, ~u64{0}}, {tx.limit() - 1, 2}, {tx.limit(), 4096}, {~u64{0}, 1}})
+    tx.prefault(o, n);
+  CHECK(tx.commit() == 0);  // nothing written
+  tx.prefault(off, 4096);   // a finished transaction ignores the hint
+  // The pages of [off+1, +5), [off, limit) and [limit-1, +2); nothing outside
+  // the arena or past the allocator's cursor.
+  REQUIRE(eventually([&] { return db->info().prefaulted_bytes == expect; }));
+  db->close();
+  CHECK(sys.calls(op::populate) == 4);  // [off, limit) is two chunks
+  auto again = keel::store::open(dir.path("h.keel"), opts(sys));
+  again->read([&](const keel::read_view& v) { CHECK(std::memcmp(v.bytes(off, 3), "abc", 3) == 0); });
+}
