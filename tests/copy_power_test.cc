@@ -5,6 +5,7 @@
 // (docs/DURABILITY.md, "Copied slots").
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -16,7 +17,7 @@
 #include <vector>
 
 #include "file/format.h"
-#include "util/checksum.h"
+#include "txn/redo_log.h"
 #include "support/crash_state.h"
 #include "support/sim_os.h"
 #include "support/temp_dir.h"
@@ -49,36 +50,36 @@ void write_file(const std::string& p, const std::string& bytes) {
   REQUIRE(f);
 }
 
-// A copy range in a log file: where its record starts and where its u64
-// source offset lies.
-struct copy_at {
-  u64 record, source;
+// A record of a log file, decoded: where it starts, how long it is, and its
+// ranges (whose bytes point into the string the log was read into).
+struct record_at {
+  u64 pos, bytes, lsn, commit_ns;
+  std::vector<keel::redo::range> ranges;
 };
 
-// The copy ranges in the records of a log file.
-std::vector<copy_at> copy_ranges(const std::string& log_path) {
-  const std::string f = read_file(log_path);
-  std::vector<copy_at> copies;
+std::vector<record_at> log_records(const std::string& log) {
+  std::vector<record_at> out;
   u64 pos = sizeof(fmt::file_header);
-  while (pos + sizeof(fmt::record_header) <= f.size()) {
+  while (pos + sizeof(fmt::record_header) <= log.size()) {
     fmt::record_header h;
-    std::memcpy(&h, f.data() + pos, sizeof h);
+    std::memcpy(&h, log.data() + pos, sizeof h);
     if (h.magic != fmt::kRecordMagic) break;
-    u64 at = pos + sizeof h;
-    for (std::uint32_t i = 0; i < h.range_count; ++i) {
-      fmt::range_header r;
-      std::memcpy(&r, f.data() + at, sizeof r);
-      at += sizeof r;
-      if (r.flags == fmt::kRangeCopy) {
-        copies.push_back({pos, at});
-        at += 8;
-      } else if (r.flags != fmt::kRangeZero) {
-        at += fmt::align_up(r.length, 8);
-      }
-    }
-    pos += sizeof h + h.payload_bytes + sizeof(fmt::record_trailer);
+    record_at r{pos, sizeof h + h.payload_bytes + sizeof(fmt::record_trailer), h.lsn, h.commit_ns, {}};
+    const auto* body = reinterpret_cast<const std::byte*>(log.data() + pos + sizeof h);
+    REQUIRE(keel::redo::decode(body, h.payload_bytes, h.range_count, u64{1} << 62, r.ranges).empty());
+    out.push_back(std::move(r));
+    pos += r.bytes;
   }
-  return copies;
+  return out;
+}
+
+// The copy ranges in the records of a log file.
+u64 copy_count(const std::string& log_path) {
+  u64 n = 0;
+  const std::string log = read_file(log_path);
+  for (const record_at& r : log_records(log))
+    for (const keel::redo::range& g : r.ranges) n += g.src != 0;
+  return n;
 }
 
 bool clean(const keel::check_report& rep) {
@@ -224,7 +225,7 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
     // page and allocates nothing: its record holds only that write.
     tx.copy_unpublished(dst + 1024, src + 32768, 40);
   });
-  CHECK(copy_ranges(path + "-log").size() == 6);  // all but the one from a changed source and the unpinned one
+  CHECK(copy_count(path + "-log") == 6);  // all but the one from a changed source and the unpinned one
   auto expect = [&](keel::store& s) {
     CHECK(read_u64(s, dst) == read_u64(s, src + 4096));
     CHECK(read_u64(s, dst + 32) == read_u64(s, src + 4096 + 32));
@@ -251,19 +252,25 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
   const std::string bad = dir.path("bad.keel");
   for (const char* ext : {"", "-log", "-journal"}) write_file(bad + ext, read_file(dir.path("cut.keel") + ext));
   {
-    std::string log = read_file(bad + "-log");
-    const std::vector<copy_at> at = copy_ranges(bad + "-log");
-    REQUIRE(!at.empty());
-    const u64 far = u64{1} << 45;
-    std::memcpy(log.data() + at[0].source, &far, 8);
-    fmt::record_header h;
-    std::memcpy(&h, log.data() + at[0].record, sizeof h);
-    const u64 total = sizeof h + h.payload_bytes;
-    fmt::record_trailer t;
-    std::memcpy(&t, log.data() + at[0].record + total, sizeof t);
-    t.checksum = keel::checksum(log.data() + at[0].record, total);
-    std::memcpy(log.data() + at[0].record + total, &t, sizeof t);
-    write_file(bad + "-log", log);
+    // The first record with a copy, encoded again with that copy's source
+    // moved (both checksums are computed anew) and spliced in its place.
+    const std::string log = read_file(bad + "-log");
+    std::vector<record_at> recs = log_records(log);
+    auto with_copy = std::find_if(recs.begin(), recs.end(), [](const record_at& r) {
+      return std::any_of(r.ranges.begin(), r.ranges.end(), [](const keel::redo::range& g) { return g.src != 0; });
+    });
+    REQUIRE(with_copy != recs.end());
+    for (keel::redo::range& g : with_copy->ranges)
+      if (g.src != 0) {
+        g.src = u64{1} << 45;
+        break;
+      }
+    std::vector<std::byte> rec;
+    keel::redo::encode(rec, with_copy->lsn, with_copy->commit_ns, with_copy->ranges);
+    const std::string spliced = log.substr(0, with_copy->pos) +
+                                std::string(reinterpret_cast<const char*>(rec.data()), rec.size()) +
+                                log.substr(with_copy->pos + with_copy->bytes);
+    write_file(bad + "-log", spliced);
   }
   const keel::check_report rep = keel::check(bad);
   bool named = false;
@@ -304,7 +311,7 @@ TEST_CASE("power loss: a resize logs its moves as copies, and the old table's sp
       });
       if (k == 3401) db->checkpoint();  // just before the resize: the old slots predate it
     }
-    CHECK(copy_ranges(path + "-log").size() > 1000);
+    CHECK(copy_count(path + "-log") > 1000);
     db->write([&](keel::write_txn& tx) {
       u64 b[8];
       for (u64& x : b) {

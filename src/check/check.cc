@@ -170,6 +170,7 @@ void check_log(context& c, os& sys, const std::string& path, const fmt::superblo
   const std::uint64_t L = sb.checkpoint_lsn;
   std::uint64_t pos = kHeader, last = 0, old_epoch = 0;
   bool first = true;
+  std::vector<redo::range> ranges;  // a record's, decoded to validate them
   // Stopped at pos: a torn tail (a note) unless a valid record follows
   // (corruption in the middle: recovery would lose what follows).
   auto stop = [&](const std::string& why, std::uint64_t resume) {
@@ -243,34 +244,8 @@ void check_log(context& c, os& sys, const std::string& path, const fmt::superblo
       break;
     }
     // Checksums matched: a bad range is corruption, not a torn write.
-    std::uint64_t at = sizeof(fmt::record_header);
-    const std::uint64_t end = sizeof(fmt::record_header) + h.payload_bytes;
-    std::string bad;
-    for (std::uint32_t i = 0; i < h.range_count && bad.empty(); ++i) {
-      fmt::range_header r;
-      if (end - at < sizeof r) {
-        bad = "range " + num(i) + " is cut off";
-        break;
-      }
-      std::memcpy(&r, rp + at, sizeof r);
-      at += sizeof r;
-      const bool zero = r.flags == fmt::kRangeZero, copy = r.flags == fmt::kRangeCopy;
-      const std::uint64_t body = zero ? 0 : copy ? 8 : fmt::align_up(r.length, 8);
-      std::uint64_t src = 0;
-      if (copy && body <= end - at) std::memcpy(&src, rp + at, 8);
-      auto outside = [&](const char* what, std::uint64_t off) {
-        return "range " + num(i) + std::string(what) + " [" + num(off) + ", +" + num(r.length) +
-               ") lies outside the store [" + num(fmt::kMetaOffset) + ", max size " + num(limit) + ")";
-      };
-      if (r.flags > fmt::kRangeCopy || body > end - at)
-        bad = "range " + num(i) + " is malformed";
-      else if (!redo::in_store(r.offset, r.length, limit))
-        bad = outside("", r.offset);
-      else if (copy && !redo::in_store(src, r.length, limit))
-        bad = outside("'s copy source", src);
-      at += body;
-    }
-    if (bad.empty() && at != end) bad = "payload holds bytes past its ranges";
+    ranges.clear();
+    const std::string bad = redo::decode(rp + sizeof(fmt::record_header), h.payload_bytes, h.range_count, limit, ranges);
     if (!bad.empty()) {
       c.problem("log", pos, "record LSN " + num(h.lsn) + ": " + bad + " (checksums match: recovery refuses this log)");
       break;

@@ -165,6 +165,15 @@ inline constexpr std::uint32_t kRangeZero = 1;  // range flag: set the bytes to 
 // writer guarantees the source does not change until a checkpoint covers
 // the record: docs/DURABILITY.md, "Copied slots").
 inline constexpr std::uint32_t kRangeCopy = 2;
+// Range flag: a packed run. `length` is the byte count of the packed body
+// that is the payload (padded with zeros to 8); `offset` is the base the
+// first sub-range's offset is relative to. The body is a sequence of
+// sub-ranges, each: LEB128 v = zigzag(offset - previous end) << 2 | kind,
+// LEB128 length, then by kind: 0 `length` bytes, 1 nothing (zero fill),
+// 2 LEB128 zigzag(source - previous source end) (a copy, as kRangeCopy).
+// Both "previous" values start at the run's base. docs/FORMAT.md, "The
+// redo log".
+inline constexpr std::uint32_t kRangePacked = 3;
 
 struct range_header {
   std::uint64_t offset;

@@ -58,8 +58,18 @@ inline bool in_store(std::uint64_t off, std::uint64_t len, std::uint64_t data_li
   return off >= fmt::kMetaOffset && off <= data_limit && len <= data_limit - off;
 }
 
-// Serializes one record into buf (replacing its contents).
+// Serializes one record into buf (replacing its contents): the ranges in
+// packed runs (fmt::kRangePacked), except one too large for a run, which
+// keeps its own header.
 void encode(std::vector<std::byte>& buf, std::uint64_t lsn, std::uint64_t commit_ns, std::span<const range> ranges);
+
+// Appends to `out` the ranges of a record's payload [p, p + n), which holds
+// `count` top-level ranges (plain, zero, copy or packed runs); data
+// pointers point into p. Returns "" when the ranges are well formed, lie
+// (and copy from) inside the store per in_store(), and use every byte;
+// otherwise what is wrong, naming the range by its place in the record.
+std::string decode(const std::byte* p, std::uint64_t n, std::uint32_t count, std::uint64_t data_limit,
+                   std::vector<range>& out);
 
 struct scan_result {
   std::uint64_t end = 0;       // position after the last valid record

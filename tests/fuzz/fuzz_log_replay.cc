@@ -11,11 +11,14 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <string>
+#include <vector>
 
 #include "file/format.h"
 #include "fuzz_common.h"
 #include "log_input.h"
 #include "samples.h"
+#include "txn/redo_log.h"
 #include "util/checksum.h"
 
 using namespace keel_fuzz;
@@ -91,6 +94,49 @@ std::string journal_entries(reader& r, const base_info& b) {
   return out;
 }
 
+// Appends to payload the ranges redo::encode makes of up to 7 sub-ranges
+// drawn from the input (log_input.h, "a packed run"), then maybe damages a
+// byte of them. Returns how many top-level ranges it appended.
+template <class Pick>
+std::uint32_t packed_run(std::string& payload, reader& r, Pick&& pick_offset) {
+  std::vector<keel::redo::range> subs;
+  std::vector<std::string> bytes;  // the sub-ranges' data, alive until encoded
+  bytes.reserve(8);
+  const int m = r.byte() % 8;
+  for (int j = 0; j < m; ++j) {
+    const u8 sc = r.byte();
+    const u64 off = pick_offset(sc);
+    std::uint32_t len = 0;
+    switch ((sc >> 2) & 3) {
+      case 0: len = r.byte() % 65; break;
+      case 1: len = r.u16() % 4097; break;
+      case 2: len = 8; break;
+      default: len = r.u32() % (li::kMaxBody + 1); break;
+    }
+    if (sc & 16) {
+      subs.push_back({off, len, nullptr});
+    } else if (sc & 32) {
+      u64 src = pick_offset(r.byte());
+      if (src == 0) src = 1;  // 0 would mean "not a copy" to the encoder
+      subs.push_back({off, len, nullptr, src});
+    } else {
+      std::string b;
+      append_bytes(b, r, len);
+      bytes.push_back(std::move(b));
+      subs.push_back({off, len, reinterpret_cast<const std::byte*>(bytes.back().data())});
+    }
+  }
+  std::vector<std::byte> rec;
+  keel::redo::encode(rec, 1, 0, subs);
+  fmt::record_header h;
+  std::memcpy(&h, rec.data(), sizeof h);
+  std::string runs(reinterpret_cast<const char*>(rec.data()) + sizeof h, h.payload_bytes);
+  const u8 d = r.byte();
+  if ((d & 1) && !runs.empty()) runs[r.u16() % runs.size()] ^= static_cast<char>(r.byte());
+  payload += runs;
+  return h.range_count;
+}
+
 std::string records(reader& r, const base_info& b, bool torn) {
   std::string out;
   u64 expect = b.ckpt_lsn + 1;
@@ -131,6 +177,10 @@ std::string records(reader& r, const base_info& b, bool torn) {
         case 1: len = r.u16() % 4097; break;
         case 2: len = 8; break;
         default: len = r.u32(); break;
+      }
+      if ((rc & 96) == 96) {  // a packed run, from Keel's encoder, perhaps damaged
+        nranges += packed_run(payload, r, pick_offset);
+        continue;
       }
       std::uint32_t flags = (rc & 64) ? fmt::kRangeZero : (rc & 32) ? fmt::kRangeCopy : 0;
       if (rc & 128) flags = r.u32();

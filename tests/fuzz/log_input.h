@@ -35,12 +35,19 @@
 //             bits 2-3: length 0 u8 mod 65, 1 u16 mod 4097, 2 eight, 3 raw u32
 //             bit 5: copy range (when bit 6 is clear)
 //             bit 6: zero-fill range (no bytes follow)
+//             bits 5 and 6: a packed run instead (below)
 //             bit 7: flags from a u32
 //             a copy range (flags 2) is followed by u8 s whose bits 0-1
 //             choose the source offset as r's bits 0-1 choose the
 //             destination, and no bytes
 //     then the range's bytes from the input (at most 8 KiB emitted; the
 //     input's end pads with 0xA5)
+//   a packed run: u8 m, then (m mod 8) sub-ranges, each a u8 like r above
+//     (bits 0-3 offset and length, bit 4 zero fill, bit 5 copy with its
+//     source from a u8 s, else bytes from the input), encoded by Keel's own
+//     encoder (redo::encode, so one or more runs); then u8 d: when bit 0 is
+//     set, the byte at u16 mod the runs' size is XORed with u8 x (a damaged
+//     run whose checksums still match)
 #pragma once
 
 #include <cstddef>

@@ -15,6 +15,7 @@
 #include <random>
 
 #include "file/format.h"
+#include "txn/redo_log.h"
 #include "fuzz_common.h"
 #include "log_input.h"
 #include "samples.h"
@@ -113,30 +114,26 @@ std::string structured_records(const std::string& log) {
     fmt::record_header h;
     std::memcpy(&h, log.data() + pos, sizeof h);
     out.push_back(0);  // next LSN, nothing else
-    if (h.range_count > 63) std::fprintf(stderr, "warning: a record with %u ranges is cut to 63\n", h.range_count);
-    out.push_back(static_cast<char>(std::min<std::uint32_t>(h.range_count, 63)));
-    std::size_t at = pos + sizeof h;
-    for (std::uint32_t i = 0; i < h.range_count && i < 63; ++i) {
-      fmt::range_header rh;
-      std::memcpy(&rh, log.data() + at, sizeof rh);
-      at += sizeof rh;
-      const bool zero = rh.flags == fmt::kRangeZero, copy = rh.flags == fmt::kRangeCopy;
+    std::vector<keel::redo::range> ranges;  // packed runs decoded: one structured range each
+    const auto* body = reinterpret_cast<const std::byte*>(log.data() + pos + sizeof h);
+    if (!keel::redo::decode(body, h.payload_bytes, h.range_count, std::uint64_t{1} << 62, ranges).empty()) break;
+    if (ranges.size() > 63) std::fprintf(stderr, "warning: a record with %zu ranges is cut to 63\n", ranges.size());
+    out.push_back(static_cast<char>(std::min<std::size_t>(ranges.size(), 63)));
+    for (std::size_t i = 0; i < ranges.size() && i < 63; ++i) {
+      const keel::redo::range& g = ranges[i];
+      const bool zero = !g.data && g.src == 0, copy = g.src != 0;
       out.push_back(static_cast<char>(2 | 12 | (zero ? 64 : 0) | (copy ? 128 : 0)));
-      append(out, rh.offset);
-      append(out, rh.length);
+      append(out, g.off);
+      append(out, g.len);
       if (copy) {  // flags, then the source as a raw u64
-        append(out, rh.flags);
+        append(out, fmt::kRangeCopy);
         out.push_back(2);
-        std::uint64_t src;
-        std::memcpy(&src, log.data() + at, 8);
-        append(out, src);
-        at += 8;
+        append(out, g.src);
         continue;
       }
       if (zero) continue;
-      if (rh.length > li::kMaxBody) std::fprintf(stderr, "warning: a range of %u bytes is cut\n", rh.length);
-      out.append(log, at, rh.length);
-      at += fmt::align_up(rh.length, 8);
+      if (g.len > li::kMaxBody) std::fprintf(stderr, "warning: a range of %u bytes is cut\n", g.len);
+      out.append(reinterpret_cast<const char*>(g.data), g.len);
     }
     pos += sizeof h + h.payload_bytes + sizeof(fmt::record_trailer);
   }
