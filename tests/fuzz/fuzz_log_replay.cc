@@ -7,6 +7,7 @@
 // data file and grows it at most to the superblock's max size (a record
 // may write past the end of a file a power cut took back to its synced
 // size, DURABILITY.md "Growing the file"; ranges past max size are refused).
+#include <algorithm>
 #include <bit>
 #include <cstdint>
 #include <cstdlib>
@@ -94,6 +95,17 @@ std::string journal_entries(reader& r, const base_info& b) {
   return out;
 }
 
+// A range length chosen by bits 2-3 of sel (log_input.h): u8 mod 65,
+// u16 mod 4097, eight, or a raw u32.
+std::uint32_t pick_length(reader& r, u8 sel) {
+  switch ((sel >> 2) & 3) {
+    case 0: return r.byte() % 65;
+    case 1: return r.u16() % 4097;
+    case 2: return 8;
+    default: return r.u32();
+  }
+}
+
 // Appends to payload the ranges redo::encode makes of up to 7 sub-ranges
 // drawn from the input (log_input.h, "a packed run"), then maybe damages a
 // byte of them. Returns how many top-level ranges it appended.
@@ -106,13 +118,7 @@ std::uint32_t packed_run(std::string& payload, reader& r, Pick&& pick_offset) {
   for (int j = 0; j < m; ++j) {
     const u8 sc = r.byte();
     const u64 off = pick_offset(sc);
-    std::uint32_t len = 0;
-    switch ((sc >> 2) & 3) {
-      case 0: len = r.byte() % 65; break;
-      case 1: len = r.u16() % 4097; break;
-      case 2: len = 8; break;
-      default: len = r.u32() % (li::kMaxBody + 1); break;
-    }
+    const std::uint32_t len = std::min<std::uint32_t>(pick_length(r, sc), li::kMaxBody);
     if (sc & 16) {
       subs.push_back({off, len, nullptr});
     } else if (sc & 32) {
@@ -171,13 +177,7 @@ std::string records(reader& r, const base_info& b, bool torn) {
     for (int i = 0; i < k; ++i) {
       const u8 rc = r.byte();
       const u64 off = pick_offset(rc);
-      std::uint32_t len = 0;
-      switch ((rc >> 2) & 3) {
-        case 0: len = r.byte() % 65; break;
-        case 1: len = r.u16() % 4097; break;
-        case 2: len = 8; break;
-        default: len = r.u32(); break;
-      }
+      const std::uint32_t len = pick_length(r, rc);
       if ((rc & 96) == 96) {  // a packed run, from Keel's encoder, perhaps damaged
         nranges += packed_run(payload, r, pick_offset);
         continue;

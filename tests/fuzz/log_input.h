@@ -43,7 +43,7 @@
 //     then the range's bytes from the input (at most 8 KiB emitted; the
 //     input's end pads with 0xA5)
 //   a packed run: u8 m, then (m mod 8) sub-ranges, each a u8 like r above
-//     (bits 0-3 offset and length, bit 4 zero fill, bit 5 copy with its
+//     (bits 0-3 offset and length, at most 8 KiB, bit 4 zero fill, bit 5 copy with its
 //     source from a u8 s, else bytes from the input), encoded by Keel's own
 //     encoder (redo::encode, so one or more runs); then u8 d: when bit 0 is
 //     set, the byte at u16 mod the runs' size is XORed with u8 x (a damaged
