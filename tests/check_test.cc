@@ -23,6 +23,7 @@
 #include "support/inspect.h"
 #include "support/proc.h"
 #include "support/stores.h"
+#include "support/log_file.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
 
@@ -152,17 +153,10 @@ void dead_writer(const std::string& path, int n, durability mode = durability::s
 }
 
 // Record offsets in the log.
-std::vector<u64> log_records(const std::string& path) {
-  const std::string f = read_file(path + "-log");
+std::vector<u64> record_offsets(const std::string& path) {
+  const std::string log = read_file(path + "-log");
   std::vector<u64> out;
-  u64 pos = sizeof(fmt::file_header);
-  while (pos + sizeof(fmt::record_header) <= f.size()) {
-    fmt::record_header h;
-    std::memcpy(&h, f.data() + pos, sizeof h);
-    if (h.magic != fmt::kRecordMagic) break;
-    out.push_back(pos);
-    pos += sizeof h + h.payload_bytes + sizeof(fmt::record_trailer);
-  }
+  for (const log_record& r : log_records(log)) out.push_back(r.pos);
   return out;
 }
 
@@ -501,7 +495,7 @@ TEST_CASE("log: a flipped byte in the middle is an error, a torn tail a note") {
   const std::string p = d.path("s.keel");
   build(p);
   dead_writer(p, 12);
-  const auto recs = log_records(p);
+  const auto recs = record_offsets(p);
   REQUIRE(recs.size() == 12);
   SUBCASE("flip") {
     const std::string f = read_file(p + "-log");

@@ -19,6 +19,7 @@
 #include "file/format.h"
 #include "txn/redo_log.h"
 #include "support/crash_state.h"
+#include "support/log_file.h"
 #include "support/sim_os.h"
 #include "support/temp_dir.h"
 
@@ -50,34 +51,11 @@ void write_file(const std::string& p, const std::string& bytes) {
   REQUIRE(f);
 }
 
-// A record of a log file, decoded: where it starts, how long it is, and its
-// ranges (whose bytes point into the string the log was read into).
-struct record_at {
-  u64 pos, bytes, lsn, commit_ns;
-  std::vector<keel::redo::range> ranges;
-};
-
-std::vector<record_at> log_records(const std::string& log) {
-  std::vector<record_at> out;
-  u64 pos = sizeof(fmt::file_header);
-  while (pos + sizeof(fmt::record_header) <= log.size()) {
-    fmt::record_header h;
-    std::memcpy(&h, log.data() + pos, sizeof h);
-    if (h.magic != fmt::kRecordMagic) break;
-    record_at r{pos, sizeof h + h.payload_bytes + sizeof(fmt::record_trailer), h.lsn, h.commit_ns, {}};
-    const auto* body = reinterpret_cast<const std::byte*>(log.data() + pos + sizeof h);
-    REQUIRE(keel::redo::decode(body, h.payload_bytes, h.range_count, u64{1} << 62, r.ranges).empty());
-    out.push_back(std::move(r));
-    pos += r.bytes;
-  }
-  return out;
-}
-
 // The copy ranges in the records of a log file.
 u64 copy_count(const std::string& log_path) {
   u64 n = 0;
   const std::string log = read_file(log_path);
-  for (const record_at& r : log_records(log))
+  for (const keel_test::log_record& r : keel_test::log_records(log))
     for (const keel::redo::range& g : r.ranges) n += g.src != 0;
   return n;
 }
@@ -255,8 +233,8 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
     // The first record with a copy, encoded again with that copy's source
     // moved (both checksums are computed anew) and spliced in its place.
     const std::string log = read_file(bad + "-log");
-    std::vector<record_at> recs = log_records(log);
-    auto with_copy = std::find_if(recs.begin(), recs.end(), [](const record_at& r) {
+    std::vector<keel_test::log_record> recs = keel_test::log_records(log);
+    auto with_copy = std::find_if(recs.begin(), recs.end(), [](const keel_test::log_record& r) {
       return std::any_of(r.ranges.begin(), r.ranges.end(), [](const keel::redo::range& g) { return g.src != 0; });
     });
     REQUIRE(with_copy != recs.end());
