@@ -9,6 +9,7 @@
 // size, DURABILITY.md "Growing the file"; ranges past max size are refused).
 #include <algorithm>
 #include <bit>
+#include <deque>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
@@ -112,8 +113,7 @@ std::uint32_t pick_length(reader& r, u8 sel) {
 template <class Pick>
 std::uint32_t packed_run(std::string& payload, reader& r, Pick&& pick_offset) {
   std::vector<keel::redo::range> subs;
-  std::vector<std::string> bytes;  // the sub-ranges' data, alive until encoded
-  bytes.reserve(8);
+  std::deque<std::string> bytes;  // the sub-ranges' data: stays put while more is added, until encoded
   const int m = r.byte() % 8;
   for (int j = 0; j < m; ++j) {
     const u8 sc = r.byte();
