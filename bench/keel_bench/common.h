@@ -126,6 +126,24 @@ inline std::uint64_t val_version(const unsigned char* b) {
   std::memcpy(&v, b + 8, 8);
   return v;
 }
+// Every byte of v folded into one word: a read loop adds it to a sink so
+// that each system delivers the whole value, as a caller that uses what it
+// looked up would need, and no compiler can drop the part of a copy the
+// key check does not read (it did for the in-RAM maps, which then read one
+// cache line of a slot where a store that must copy before it validates
+// reads two).
+template <std::size_t N>
+[[gnu::always_inline]] inline std::uint64_t val_fold(const val<N>& v) {
+  std::uint64_t acc = 0;
+  std::size_t at = 0;
+  for (; at + 8 <= N; at += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, v.b + at, 8);
+    acc ^= w;
+  }
+  for (; at < N; ++at) acc = (acc << 8 | acc >> 56) ^ v.b[at];
+  return acc;
+}
 // The version stored in v when v is a well-formed value of `key`, else 0.
 template <std::size_t N>
 inline std::uint64_t check_val(const val<N>& v, std::uint64_t key) {
