@@ -1,10 +1,13 @@
 // The writer's prefaulter (src/store/prefaulter.h): a background thread
 // that makes a large block the writer is about to fill present and
-// writable. First the class against a scripted os (chunks, order, the
-// answers that stop it, stop() while a call is in progress, the queue
-// bound), then a store whose hash map resizes into blocks it prefaults.
+// writable, or reads fresh space in ahead of a large allocation. First the
+// class against a scripted os (chunks, order, the answers that stop it,
+// stop() while a call is in progress, the queue bound, the two kinds),
+// then a store whose hash map resizes into blocks it prefaults and reads
+// the space of its next table in ahead of the doubling.
 #include <doctest/doctest.h>
 
+#include <array>
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
@@ -14,10 +17,12 @@
 #include <keel/keel.h>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "store/prefaulter.h"
+#include "support/inspect.h"
 #include "support/sim_os.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
@@ -38,14 +43,17 @@ class script_os final : public keel::os {
   struct call {
     std::byte* addr;
     std::size_t len;
+    bool write = true;  // populate_write, else populate_read
   };
-  std::vector<int> answers;  // answer of call i (0 past the end)
-  bool hold = false;         // calls wait in populate_write until release()
+  std::vector<int> answers;  // answer of call i, of either kind (0 past the end)
+  bool hold = false;         // calls wait in populate_write/read until release()
 
-  int populate_write(void* addr, std::size_t len) override {
+  int populate_write(void* addr, std::size_t len) override { return populate(addr, len, true); }
+  int populate_read(void* addr, std::size_t len) override { return populate(addr, len, false); }
+  int populate(void* addr, std::size_t len, bool write) {
     std::unique_lock lk(mu_);
     const std::size_t i = calls_.size();
-    calls_.push_back({static_cast<std::byte*>(addr), len});
+    calls_.push_back({static_cast<std::byte*>(addr), len, write});
     inside_ = true;
     cv_.notify_all();
     cv_.wait(lk, [&] { return !hold; });
@@ -185,22 +193,59 @@ TEST_CASE("prefaulter: at most kMaxPending requests wait; more are dropped") {
   for (std::size_t i = 1; i < c.size(); ++i) CHECK(c[i].addr == at(i * kChunk));  // the first ones, in order
 }
 
+TEST_CASE("prefaulter: read requests populate for reading; each kind is given up on its own") {
+  script_os sys;
+  sys.answers = {0, -EOPNOTSUPP};  // the first read chunk works, the second says the OS cannot
+  sys.set_hold();
+  prefaulter pf(sys);
+  pf.request(at(0), 3 * kChunk, false);
+  REQUIRE(sys.wait_inside());
+  pf.request(at(10 * kChunk), kChunk, true);
+  pf.request(at(20 * kChunk), kChunk, false);  // dropped with the rest of the reads
+  sys.release();
+  REQUIRE(eventually([&] { return pf.done_bytes(true) == kChunk; }));
+  pf.request(at(30 * kChunk), kChunk, false);  // ignored: reads were given up
+  pf.request(at(40 * kChunk), 4096, true);     // writes go on
+  REQUIRE(eventually([&] { return pf.done_bytes(true) == kChunk + 4096; }));
+  pf.stop();
+  CHECK(pf.done_bytes(false) == kChunk);
+  const auto c = sys.calls();
+  REQUIRE(c.size() == 4);
+  CHECK((c[0].addr == at(0) && !c[0].write));
+  CHECK((c[1].addr == at(kChunk) && !c[1].write));
+  CHECK((c[2].addr == at(10 * kChunk) && c[2].write));
+  CHECK((c[3].addr == at(40 * kChunk) && c[3].write && c[3].len == 4096));
+}
+
 namespace {
 
-// Fills a u64 -> u64 map with n keys, 10,000 per transaction.
+// Values of a u64 -> V map: u64 (16-byte slots, whose blocks are size
+// classes) or wide (40-byte slots, 102 a page: blocks a class rounds up).
+using wide = std::array<u64, 4>;
+template <class V>
+V value_of(u64 k) {
+  if constexpr (std::is_same_v<V, u64>)
+    return ~k;
+  else
+    return V{~k, k, k + 1, k + 2};
+}
+
+// Fills a u64 -> V map with keys 0..n-1 (scrambled), 10,000 per transaction.
+template <class V = u64>
 void fill(keel::store& db, u64 n) {
-  auto m = keel::hash_map<u64, u64>::open(db, "m");
+  auto m = keel::hash_map<u64, V>::open(db, "m");
   for (u64 i = 0; i < n; i += 10000)
     db.write([&](keel::write_txn& tx) {
-      for (u64 k = i; k < std::min(n, i + 10000); ++k) m.put(tx, k * 0x9E3779B97F4A7C15ull, ~k);
+      for (u64 k = i; k < std::min(n, i + 10000); ++k) m.put(tx, k * 0x9E3779B97F4A7C15ull, value_of<V>(k));
     });
 }
 
+template <class V = u64>
 void expect_filled(keel::store& db, u64 n) {
-  auto m = keel::hash_map<u64, u64>::open(db, "m");
+  auto m = keel::hash_map<u64, V>::open(db, "m");
   REQUIRE(m.size() == n);
   u64 wrong = 0;
-  for (u64 k = 0; k < n; ++k) wrong += m.get(k * 0x9E3779B97F4A7C15ull) != std::optional<u64>(~k);
+  for (u64 k = 0; k < n; ++k) wrong += m.get(k * 0x9E3779B97F4A7C15ull) != std::optional<V>(value_of<V>(k));
   CHECK(wrong == 0);
 }
 
@@ -229,6 +274,10 @@ TEST_CASE("prefault: a hash map's resizes prefault their slot blocks of 1 MiB an
     fill(*db, kN);
     REQUIRE(eventually([&] { return db->info().prefaulted_bytes == kExpect; }));
     CHECK(sys.calls(op::populate) == 2);  // one 1 MiB chunk, then one 2 MiB chunk
+    // Ahead of the doublings to 4,096 and 8,192 groups: each new table's
+    // space, once (the next doubling's mark, 100,352 entries, is not reached).
+    CHECK(sys.read_populates().size() == 3);  // 1 MiB + 64 KiB, then 2 MiB + 128 KiB in two chunks
+    CHECK(db->info().read_ahead_bytes >= (1u << 20) + (64u << 10) + (2u << 20) + (128u << 10));
     CHECK(db->info().file_size >= db->info().arena_used);
     expect_filled(*db, kN);
     db->close();
@@ -303,6 +352,7 @@ TEST_CASE("prefault: a table reserved far ahead of its entries is not prefaulted
   CHECK(m.size() == 1001);
   db->close();
   CHECK(sys.calls(op::populate) == 0);
+  CHECK(sys.calls(op::populate_read) == 0);
 }
 
 TEST_CASE("prefault is only a hint: any span, no change, ignored after commit") {
@@ -329,4 +379,103 @@ TEST_CASE("prefault is only a hint: any span, no change, ignored after commit") 
   CHECK(sys.calls(op::populate) == 4);  // [off, limit) is two chunks
   auto again = keel::store::open(dir.path("h.keel"), opts(sys));
   again->read([&](const keel::read_view& v) { CHECK(std::memcmp(v.bytes(off, 3), "abc", 3) == 0); });
+}
+
+namespace {
+
+// The space the current table's blocks take, as [ctrl, ctrl_end) and
+// [slots, slots_end), for a u64 -> V map.
+struct table_span {
+  u64 ctrl, ctrl_end, slots, slots_end;
+};
+template <class V>
+table_span cur_table(keel::store& db) {
+  constexpr u64 spp = 4096 / (8 + sizeof(V));
+  const auto r = keel_test::read_root(db, keel::hash_map<u64, V>::open(db, "m").root());
+  return {r.cur.ctrl, r.cur.ctrl + r.cur.groups * 16, r.cur.slots, r.cur.slots + (r.cur.groups * 16 + spp - 1) / spp * 4096};
+}
+
+}  // namespace
+
+TEST_CASE("prefault: an eighth of the way before a doubling, the new table's space is read in ahead") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("a.keel");
+  sim_os sys;
+  auto db = keel::store::open(path, opts(sys));
+  // 2,048 groups grow at 28,672 used slots; the mark is 25,088. The next
+  // table, 4,096 groups, has 643 pages of 40-byte slots, which its size
+  // class rounds up: the space read in must allow for that.
+  fill<wide>(*db, 25087);
+  // The doubling to 2,048 groups (1.3 MiB of slots) was read ahead at its
+  // own mark, 12,544 entries. Wait for that, then cross the next mark.
+  REQUIRE(eventually([&] { return db->info().read_ahead_bytes >= (32u << 10) + 322 * 4096; }));
+  const std::size_t earlier = sys.read_populates().size();
+  REQUIRE(earlier >= 1);
+  fill<wide>(*db, 25088);  // the 25,088th entry crosses the mark
+  const keel::store_info at_mark = db->info();
+  // Chunks of at most 2 MiB, recorded before each call, counted after it.
+  u64 lo = 0, hi = 0;
+  REQUIRE(eventually([&] {
+    const auto all = sys.read_populates();
+    if (all.size() <= earlier) return false;
+    const std::vector<std::pair<u64, u64>> reads(all.begin() + static_cast<std::ptrdiff_t>(earlier), all.end());
+    lo = reads.front().first, hi = reads.back().second;
+    u64 sum = 0, before = 0;
+    for (const auto& [a, b] : reads) sum += b - a;
+    for (std::size_t i = 0; i < earlier; ++i) before += all[i].second - all[i].first;
+    return sum == hi - lo && hi - lo >= (64u << 10) + 643 * 4096 && db->info().read_ahead_bytes == before + sum;
+  }));
+  CHECK(lo == (at_mark.arena_used + 4095) / 4096 * 4096);  // the fresh space past the cursor
+  CHECK(at_mark.file_size >= hi);                          // the file was extended for it
+  CHECK(cur_table<wide>(*db).slots_end <= lo);             // nothing moved yet
+
+  fill<wide>(*db, 30000);  // the doubling: its blocks land where they were read in, with no further growth
+  const table_span t = cur_table<wide>(*db);
+  CHECK(t.ctrl_end - t.ctrl == (64u << 10));
+  // The control block may come from a free block of its size class, below
+  // the cursor; the slot block, which no free block can serve after a
+  // doubling fill, takes the fresh space.
+  CHECK((t.ctrl_end <= lo || (t.ctrl >= lo && t.ctrl_end <= hi)));
+  CHECK((t.slots >= lo && t.slots_end <= hi));
+  // Exactly to the end of the slot block's size class (768 pages for 643:
+  // docs/FORMAT.md, "Size classes" under the meta page): the prediction is tight.
+  CHECK(hi - t.slots_end == (768 - 643) * 4096);
+  CHECK(db->info().file_size == at_mark.file_size);
+  CHECK(sys.read_populates().back().second == hi);  // once per doubling
+  expect_filled<wide>(*db, 30000);
+  db->close();
+  CHECK(clean(keel::check(path)));
+  sim_os again;
+  auto re = keel::store::open(path, opts(again));
+  expect_filled<wide>(*re, 30000);
+}
+
+TEST_CASE("prefault: a full disk when the next table's space is asked for ahead changes nothing") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("f.keel");
+  sim_os sys;
+  u64 file_before = 0;
+  {
+    auto db = keel::store::open(path, opts(sys));
+    fill(*db, 25000);
+    file_before = db->info().file_size;
+    const int fallocs = sys.calls(op::fallocate);
+    sys.fail(op::fallocate, 1, ENOSPC);  // the hint's extension, the transaction's first: refused
+    auto m = keel::hash_map<u64, u64>::open(*db, "m");
+    db->write([&](keel::write_txn& tx) {  // crosses the mark; no error
+      for (u64 k = 25000; k < 25100; ++k) m.put(tx, k * 0x9E3779B97F4A7C15ull, ~k);
+    });
+    CHECK(sys.calls(op::fallocate) >= fallocs + 1);
+    CHECK(db->info().file_size == file_before);
+    for (const auto& [lo, hi] : sys.read_populates()) CHECK(hi <= file_before);  // only what the file has
+    fill(*db, 30000);  // the doubling extends the file itself
+    CHECK(db->info().file_size > file_before);
+    CHECK(m.size() == 30000);
+    expect_filled(*db, 30000);
+    db->close();
+  }
+  CHECK(clean(keel::check(path)));
+  sim_os again;
+  auto db = keel::store::open(path, opts(again));
+  expect_filled(*db, 30000);
 }

@@ -56,6 +56,16 @@ class os {
     (void)len;
     return -EOPNOTSUPP;
   }
+  // Makes [addr, addr+len) of a mapping made by mmap() above present for
+  // reading, as a read of each page would (madvise MADV_POPULATE_READ):
+  // file space never written is read in as zero pages, which stay clean.
+  // Only a hint, answered as populate_write. The default returns
+  // -EOPNOTSUPP.
+  virtual int populate_read(void* addr, std::size_t len) {
+    (void)addr;
+    (void)len;
+    return -EOPNOTSUPP;
+  }
   // msync(MS_SYNC) of [addr, addr+len) of a mapping made by mmap() above.
   virtual int msync(void* addr, std::size_t len) = 0;
   // Exclusive open-file-description lock on fd (F_OFD_SETLK, never plain

@@ -37,6 +37,10 @@ struct store_info {
   // and writable ahead of its writes since the open (write_txn::prefault);
   // 0 for a read-only handle or where the OS cannot do it.
   std::uint64_t prefaulted_bytes = 0;
+  // Bytes of fresh space past the allocation cursor the same thread has
+  // read into memory (clean) ahead of a large allocation since the open
+  // (write_txn::prefault_ahead); 0 where it cannot.
+  std::uint64_t read_ahead_bytes = 0;
 };
 
 // Thread-safety: read() and info() may be called from any thread at once;

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -106,6 +107,15 @@ class write_txn {
   // them). Changes no byte, in the mapping or the file. The part outside
   // the space allocated so far is ignored, as is a finished transaction.
   void prefault(std::uint64_t off, std::uint64_t len) noexcept;
+  // A hint that allocations of these sizes, in this order, are coming (a
+  // hash table's next doubling): the store extends the file now to hold
+  // them past the allocation cursor, where they go when no free block
+  // serves them (a full disk skips that), and a background thread reads
+  // that fresh space into memory, so that the first writes to it do not
+  // each wait for the kernel to zero-fill pages. The pages stay clean until
+  // written: nothing is written back for them if the allocations never
+  // come, and no byte changes. Ignored for a finished transaction.
+  void prefault_ahead(std::span<const std::uint64_t> sizes) noexcept;
 
   // The bytes [off, off+len) as the last commit left them, without this
   // transaction's writes (the mapping; the span must lie inside one page).

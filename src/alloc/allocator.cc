@@ -116,6 +116,13 @@ std::uint64_t class_bytes(int cls) noexcept {
   return geo_pages(cls - fmt::kGeoFirst) * kPage;
 }
 
+std::uint64_t bump_at(std::uint64_t cursor, std::uint64_t bytes) noexcept {
+  // Small blocks stay inside one page; large ones start a page.
+  if ((bytes <= kPage && (cursor % kPage) + bytes > kPage) || (bytes > kPage && cursor % kPage != 0))
+    return fmt::align_up(cursor, kPage);
+  return cursor;
+}
+
 std::uint64_t allocate(write_txn::impl& t, std::uint64_t n) {
   if (n == 0 || n > t.s.sb.max_size)
     throw error(errc::invalid_argument, t.s.path, "cannot allocate " + std::to_string(n) + " bytes");
@@ -131,11 +138,7 @@ std::uint64_t allocate(write_txn::impl& t, std::uint64_t n) {
     account_live(t, static_cast<std::int64_t>(bytes));
     return head;
   }
-  // Bump: keep small blocks inside one page, align large ones to pages.
-  const std::uint64_t old = t.cursor;
-  std::uint64_t at = old;
-  if ((bytes <= kPage && (at % kPage) + bytes > kPage) || (bytes > kPage && at % kPage != 0))
-    at = fmt::align_up(at, kPage);
+  const std::uint64_t old = t.cursor, at = bump_at(old, bytes);
   if (bytes > t.s.sb.max_size || at > t.s.sb.max_size - bytes)
     throw error(errc::full, t.s.path,
                 "store is full: max_size is " + std::to_string(t.s.sb.max_size) + " bytes");

@@ -12,6 +12,11 @@ namespace keel::allocator {
 int class_of(std::uint64_t n) noexcept;
 std::uint64_t class_bytes(int cls) noexcept;
 
+// Where a block of class_bytes(cls) bytes goes when no free block serves
+// it: at the cursor, moved to the next page when a small block would cross
+// one or a large block would not start one.
+std::uint64_t bump_at(std::uint64_t cursor, std::uint64_t bytes) noexcept;
+
 std::uint64_t allocate(write_txn::impl& t, std::uint64_t n);
 // Frees a block. A pinned block goes to limbo instead of its free list.
 void release(write_txn::impl& t, std::uint64_t off, std::uint64_t n);

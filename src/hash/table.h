@@ -357,7 +357,20 @@ void start_resize(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol,
 // slots are deleted ones (a rehash that drops them).
 template <class P>
 void make_room(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol) {
-  if ((rt.cur.used + 1) * 8 <= rt.cur.groups * kGroup * 7) return;
+  if ((rt.cur.used + 1) * 8 <= rt.cur.groups * kGroup * 7) {
+    // An eighth of the way before the doubling: have the space its table
+    // will most likely take (fresh space past the allocation cursor: after
+    // a doubling fill no free block is that large) read in on the second
+    // core, so that the resize's first writes to it do not each wait for
+    // the kernel to zero-fill pages (write_txn::prefault_ahead).
+    const std::uint64_t limit = rt.cur.groups * kGroup * 7 / 8;
+    if (rt.old.groups == 0 && rt.cur.used + 1 == limit - limit / 8 && rt.cur.groups < fmt::kMaxGroups) {
+      const std::uint64_t next = rt.cur.groups * 2, slots = pol.g.slot_bytes(next);
+      const std::uint64_t sizes[] = {next * kGroup, slots};  // new_table's two allocations, in order
+      if (slots >= kPrefaultFromBytes) tx.prefault_ahead(sizes);
+    }
+    return;
+  }
   const bool mostly_live = (rt.size + 1) * 2 > rt.cur.used;
   if (mostly_live && rt.cur.groups >= fmt::kMaxGroups)
     throw error(errc::full, tx.path(), "hash map reached its maximum of 2^32 slots");

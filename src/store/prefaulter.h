@@ -33,16 +33,21 @@ class prefaulter {
   // after stop(), once the OS has answered that it cannot populate, or when
   // kMaxPending requests wait already. Starts the thread on first use; a
   // thread that cannot be started drops the request.
+  // write: make the pages writable (os::populate_write), else only present
+  // (os::populate_read: zero pages read in for space never written stay
+  // clean, so nothing is written back for them if the writer never gets
+  // there). Each kind is given up separately when the OS cannot do it.
   // REQUIRES: the range stays mapped until stop() returns.
-  void request(std::byte* addr, std::size_t len) noexcept;
+  void request(std::byte* addr, std::size_t len, bool write = true) noexcept;
 
   // Drops what is queued, waits for the chunk in progress and ends the
   // thread. Must run before the mapping goes. Idempotent; request() is
   // ignored afterwards.
   void stop() noexcept;
 
-  // Bytes populated so far (for store_info and tests).
-  std::uint64_t done_bytes() const noexcept;
+  // Bytes populated so far by writable (write) or read requests (for
+  // store_info and tests).
+  std::uint64_t done_bytes(bool write = true) const noexcept;
 
   // One populate call covers at most this much, so stop() waits for at
   // most one such call.
@@ -53,6 +58,7 @@ class prefaulter {
   struct span {
     std::byte* addr;
     std::size_t len;
+    bool write;
   };
   void run() noexcept;
 
@@ -61,9 +67,9 @@ class prefaulter {
   std::condition_variable cv_;
   std::deque<span> queue_;
   std::thread thread_;
-  std::uint64_t done_ = 0;
+  std::uint64_t done_[2] = {0, 0};  // by kind, as unsupported_
   bool stopping_ = false;
-  bool unsupported_ = false;
+  bool unsupported_[2] = {false, false};  // by kind: [0] read, [1] write
 };
 
 }  // namespace keel

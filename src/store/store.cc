@@ -64,11 +64,11 @@ void store::impl::check_usable() {
   }
 }
 
-void store::impl::grow(std::uint64_t need) {
+void store::impl::grow(std::uint64_t need, bool exact) {
   if (need <= file_size) return;
   if (need > sb.max_size)
     throw error(errc::full, path, "store is full: max_size is " + std::to_string(sb.max_size) + " bytes");
-  const std::uint64_t step = std::clamp<std::uint64_t>(file_size / 2, 1_MiB, 1_GiB);
+  const std::uint64_t step = exact ? 0 : std::clamp<std::uint64_t>(file_size / 2, 1_MiB, 1_GiB);
   std::uint64_t target = std::min(sb.max_size, fmt::align_up(std::max(need, file_size + step), kPage));
   int r = sys->fallocate(fd, file_size, target - file_size);
   if (r < 0 && io::classify(-r) == errc::full && target > fmt::align_up(need, kPage)) {
@@ -525,7 +525,8 @@ store_info store::info() const {
   i.recovery = s.recovery;
   i.recovered_records = s.recovered_records;
   i.restored_pages = s.restored_pages;
-  i.prefaulted_bytes = s.faults ? s.faults->done_bytes() : 0;
+  i.prefaulted_bytes = s.faults ? s.faults->done_bytes(true) : 0;
+  i.read_ahead_bytes = s.faults ? s.faults->done_bytes(false) : 0;
   return i;
 }
 

@@ -144,9 +144,11 @@ struct store::impl {
   // After a failed sync no later commit may succeed on this handle.
   void poison(const std::string& why);
   void check_usable();  // throws when poisoned, closed or read-only
-  // Extends the file (fallocate + fsync) so [0, need) exists. errc::full
-  // past max_size or when the disk is full.
-  void grow(std::uint64_t need);
+  // Extends the file (fallocate; no fsync, DURABILITY.md "Growing the
+  // file") so [0, need) exists: by at least half its size (up to 1 GiB)
+  // at a time, or to exactly need when `exact`. errc::full past max_size or
+  // when the disk is full.
+  void grow(std::uint64_t need, bool exact = false);
   // fdatasync of the log: every record written so far becomes durable
   // (log_synced advances to log_end). Throws errc::io; the caller poisons.
   void sync_log();

@@ -569,6 +569,28 @@ void write_txn::prefault(std::uint64_t off, std::uint64_t len) noexcept {
   if (hi > lo) t.s.faults->request(t.s.base + lo, hi - lo);
 }
 
+void write_txn::prefault_ahead(std::span<const std::uint64_t> sizes) noexcept {
+  if (!p_ || !p_->active || !p_->s.faults) return;
+  impl& t = *p_;
+  const std::uint64_t max = t.s.sb.max_size, lo = fmt::align_up(t.cursor, kPage);
+  std::uint64_t hi = t.cursor;  // where the last of them would end, placed as allocate() would
+  for (const std::uint64_t n : sizes) {
+    if (n == 0 || n > max) return;
+    const std::uint64_t bytes = allocator::class_bytes(allocator::class_of(n));
+    hi = allocator::bump_at(hi, bytes);
+    if (bytes > max || hi > max - bytes) return;  // they would not fit: the allocation reports it
+    hi += bytes;
+  }
+  hi = fmt::align_up(hi, kPage);
+  if (hi <= lo) return;
+  try {
+    t.s.grow(hi, true);  // what the allocations would need; the size is durable at the next checkpoint
+  } catch (...) {  // a full disk (or an I/O failure, which the next write meets too): read what there is
+  }
+  const std::uint64_t end = std::min(hi, t.s.file_size);
+  if (end > lo) t.s.faults->request(t.s.base + lo, end - lo, false);
+}
+
 const std::byte* write_txn::committed_bytes(std::uint64_t off, std::size_t len) {
   auto& t = live_txn(p_);
   check_arena(t, off);

@@ -18,7 +18,7 @@ namespace keel_test {
 
 const char* op_name(op o) {
   static const char* names[] = {"open",      "pread", "pwrite", "fsync",  "fdatasync", "ftruncate",
-                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate"};
+                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate", "populate_read"};
   return names[static_cast<int>(o)];
 }
 
@@ -197,17 +197,28 @@ int sim_os::advise_huge_pages(void* addr, std::size_t len) {
   return real_.advise_huge_pages(addr, len);
 }
 
-int sim_os::populate_write(void* addr, std::size_t len) {
+int sim_os::populate(op which, void* addr, std::size_t len) {
   std::uint64_t off = 0;
   if (populate_delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(populate_delay_ms));
   const std::string p = path_of_mapping(addr, &off);  // after the delay: is it still mapped?
-  if (int e = before(op::populate, p, false)) return e;
-  if (p.empty()) {
+  if (int e = before(which, p, false)) return e;
+  {
     std::lock_guard g(mu_);
-    ++stray_populates_;
-    return -EFAULT;
+    if (p.empty()) {
+      ++stray_populates_;
+      return -EFAULT;
+    }
+    if (which == op::populate_read) read_populates_.emplace_back(off, off + len);
   }
-  return real_.populate_write(addr, len);
+  return which == op::populate ? real_.populate_write(addr, len) : real_.populate_read(addr, len);
+}
+
+int sim_os::populate_write(void* addr, std::size_t len) { return populate(op::populate, addr, len); }
+int sim_os::populate_read(void* addr, std::size_t len) { return populate(op::populate_read, addr, len); }
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::read_populates() const {
+  std::lock_guard g(mu_);
+  return read_populates_;
 }
 
 int sim_os::stray_populates() const {

@@ -19,7 +19,7 @@
 
 namespace keel_test {
 
-enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, populate, count_ };
+enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, populate, populate_read, count_ };
 const char* op_name(op o);
 
 // How much of what was not synced reaches the disk at the power cut.
@@ -49,9 +49,9 @@ class sim_os final : public keel::os {
   int calls(op which) const;
 
   // Called before every forwarded call with its kind and file path ("" when
-  // unknown), except populate_write: the store's prefaulter thread makes
-  // that call, it changes no byte, and a hook (a power cut) must only ever
-  // run on the writer's thread.
+  // unknown), except populate_write and populate_read: the store's
+  // prefaulter thread makes those, they change no byte, and a hook (a power
+  // cut) must only ever run on the writer's thread.
   std::function<void(op, const std::string&)> on_call;
 
   // Writes to dest, dest-log, dest-journal the files a power cut now could
@@ -62,10 +62,13 @@ class sim_os final : public keel::os {
 
   void new_boot();  // the next boot_id() differs
 
-  // populate_write calls on an address inside no live mapping (a prefaulter
-  // still running after its store unmapped): they fail with -EFAULT.
+  // populate_write or populate_read calls on an address inside no live
+  // mapping (a prefaulter still running after its store unmapped): they
+  // fail with -EFAULT.
   int stray_populates() const;
-  // Each populate_write first sleeps this long (a slow disk or a large
+  // The file ranges [offset, end) populate_read was asked for, in order.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates() const;
+  // Each populate call first sleeps this long (a slow disk or a large
   // block): set before the store opens.
   int populate_delay_ms = 0;
 
@@ -83,6 +86,7 @@ class sim_os final : public keel::os {
   int munmap(void* addr, std::size_t len) override;
   int advise_huge_pages(void* addr, std::size_t len) override;  // op::advise
   int populate_write(void* addr, std::size_t len) override;      // op::populate
+  int populate_read(void* addr, std::size_t len) override;       // op::populate_read
   int msync(void* addr, std::size_t len) override;
   int try_lock(int fd) override;
   int unlock(int fd) override;
@@ -120,6 +124,8 @@ class sim_os final : public keel::os {
   std::vector<mapping> maps_;
   std::array<std::uint8_t, 16> boot_;
   int stray_populates_ = 0;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_;
+  int populate(op which, void* addr, std::size_t len);
 };
 
 }  // namespace keel_test
