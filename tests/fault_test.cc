@@ -153,6 +153,44 @@ TEST_CASE("a failed fdatasync of the log in sync mode: the commit fails, the han
   CHECK((count == acked || count == acked + 1));
 }
 
+TEST_CASE("the no-read-ahead hint: asked once per writable mapping without huge pages, never otherwise, a refusal ignored") {
+  keel_test::temp_dir dir;
+  for (bool huge : {false, true}) {
+    const std::string path = dir.path(huge ? "huge.keel" : "small.keel");
+    sim_os sys;
+    keel::options o = opts(sys, keel::durability::batch);
+    o.huge_pages = huge;
+    auto db = keel::store::open(path, o);
+    ledger::setup(*db);
+    std::uint64_t acked = 0;
+    for (int i = 0; i < 20; ++i) acked = step(*db, i);  // grows the file: no new mapping, no new hint
+    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 1));
+    o.read_only = true;
+    auto reader = keel::store::open(path, o);  // a reader keeps the kernel's read-ahead for its scans
+    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 1));
+    std::uint64_t count = 0;
+    CHECK(ledger::verify(*reader, &count).empty());
+    CHECK(count == acked);
+    reader->close();
+    db->close();
+    o.read_only = false;
+    auto again = keel::store::open(path, o);  // each writable mapping asks
+    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 2));
+  }
+  // A kernel that refuses the hint changes nothing.
+  const std::string path = dir.path("refused.keel");
+  sim_os sys;
+  sys.fail(op::advise_random, 1, EINVAL, true);
+  auto db = keel::store::open(path, opts(sys, keel::durability::batch));
+  ledger::setup(*db);
+  std::uint64_t acked = 0;
+  for (int i = 0; i < 8; ++i) acked = step(*db, i);
+  CHECK(sys.calls(op::advise_random) == 1);
+  std::uint64_t count = 0;
+  CHECK(ledger::verify(*db, &count).empty());
+  CHECK(count == acked);
+}
+
 TEST_CASE("the huge-page hint: asked once per mapping when huge_pages is set, never otherwise, a refusal ignored") {
   CHECK_FALSE(keel::options{}.huge_pages);  // off unless asked for (README, "Huge pages")
   keel_test::temp_dir dir;

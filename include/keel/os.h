@@ -46,6 +46,25 @@ class os {
     (void)len;
     return 0;
   }
+  // Hint that [addr, addr+len) of a mapping made by mmap() above is read
+  // at random (madvise MADV_RANDOM): a fault reads in just its page, with
+  // no read-ahead around it. Read-ahead fills the page cache with large
+  // folios on Linux 6.x file systems that support them (ext4 since 6.16,
+  // XFS), and a store through the mapping dirties a whole folio, so one
+  // changed byte would cost up to 2 MiB of write-back at the checkpoint.
+  // Only a hint: Keel ignores the result. The default does nothing.
+  virtual int advise_random(void* addr, std::size_t len) {
+    (void)addr;
+    (void)len;
+    return 0;
+  }
+  // The same for read() and pread() of fd (posix_fadvise
+  // POSIX_FADV_RANDOM): each read brings in exactly the pages it asks for.
+  // Only a hint. The default does nothing.
+  virtual int advise_random_reads(int fd) {
+    (void)fd;
+    return 0;
+  }
   // Makes [addr, addr+len) of a writable mapping made by mmap() above
   // present and writable, as a write to each page would, without changing a
   // byte (madvise MADV_POPULATE_WRITE). Only a hint: -EINVAL or -EOPNOTSUPP

@@ -118,6 +118,10 @@ backup_result backup(const std::string& src, const std::string& dest, const prog
   const int f = sys.open(src, O_RDONLY, 0);
   if (f < 0) io::fail(src, "cannot open for reading", f);
   io::fd_guard src_fd(sys, f);
+  // Reading the live store with read-ahead would turn its page cache into
+  // large folios, and its writer's checkpoints would then write back whole
+  // folios for single lines (os::advise_random).
+  (void)sys.advise_random_reads(src_fd.get());
   if (::fstat(src_fd.get(), &st) != 0) io::fail(src, "fstat", -errno);
   const mode_t mode = st.st_mode & 0777;
 

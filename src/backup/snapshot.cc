@@ -132,6 +132,7 @@ result take(os& sys, const std::string& src, int src_fd, copy& into, const progr
       if (!p) io::fail(src, "cannot map " + std::to_string(sb.max_size) + " bytes for the copy", err);
       into.base = static_cast<std::byte*>(p);
       into.map_len = sb.max_size;
+      (void)sys.advise_random(p, sb.max_size);  // the copy's page cache in 4 KiB folios, as a writer's
     }
     io::check(sys.ftruncate(into.fd, 0), src, "truncate the copy");
     into.size = 0;

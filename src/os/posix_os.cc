@@ -57,6 +57,8 @@ class posix final : public os {
   int advise_huge_pages(void* addr, std::size_t len) override {
     return neg(::madvise(addr, len, MADV_HUGEPAGE));
   }
+  int advise_random(void* addr, std::size_t len) override { return neg(::madvise(addr, len, MADV_RANDOM)); }
+  int advise_random_reads(int fd) override { return -::posix_fadvise(fd, 0, 0, POSIX_FADV_RANDOM); }
   int populate_write(void* addr, std::size_t len) override {
     return neg(::madvise(addr, len, MADV_POPULATE_WRITE));
   }

@@ -323,7 +323,16 @@ void store::impl::map() {
   if (!p) io::fail(path, "cannot map " + std::to_string(sb.max_size) + " bytes (max_size) of address space", err);
   base = static_cast<std::byte*>(p);
   map_len = sb.max_size;
-  if (opt.huge_pages) (void)sys->advise_huge_pages(p, map_len);  // a hint; 4 KiB pages work too
+  // Hints; either page size works. Without huge pages, a writable handle
+  // asks for no read-ahead, so that what its faults bring in (its writes,
+  // its resizes' fresh space, what it reads) sits in 4 KiB page-cache
+  // folios, and a checkpoint writes back 4 KiB for a changed line rather
+  // than a whole large folio (docs/DURABILITY.md, "Page-cache folios").
+  // Read-only handles keep the kernel's read-ahead for their scans.
+  if (opt.huge_pages)
+    (void)sys->advise_huge_pages(p, map_len);
+  else if (writable)
+    (void)sys->advise_random(p, map_len);
   if (writable) faults = std::make_unique<prefaulter>(*sys);
 }
 

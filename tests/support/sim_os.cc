@@ -18,7 +18,7 @@ namespace keel_test {
 
 const char* op_name(op o) {
   static const char* names[] = {"open",      "pread", "pwrite", "fsync",  "fdatasync", "ftruncate",
-                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate", "populate_read"};
+                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate", "populate_read", "advise_random"};
   return names[static_cast<int>(o)];
 }
 
@@ -195,6 +195,12 @@ int sim_os::advise_huge_pages(void* addr, std::size_t len) {
   std::uint64_t off = 0;
   if (int e = before(op::advise, path_of_mapping(addr, &off))) return e;
   return real_.advise_huge_pages(addr, len);
+}
+
+int sim_os::advise_random(void* addr, std::size_t len) {
+  std::uint64_t off = 0;
+  if (int e = before(op::advise_random, path_of_mapping(addr, &off))) return e;
+  return real_.advise_random(addr, len);
 }
 
 int sim_os::populate(op which, void* addr, std::size_t len) {
