@@ -153,46 +153,11 @@ TEST_CASE("a failed fdatasync of the log in sync mode: the commit fails, the han
   CHECK((count == acked || count == acked + 1));
 }
 
-TEST_CASE("the no-read-ahead hint: asked once per writable mapping without huge pages, never otherwise, a refusal ignored") {
-  keel_test::temp_dir dir;
-  for (bool huge : {false, true}) {
-    const std::string path = dir.path(huge ? "huge.keel" : "small.keel");
-    sim_os sys;
-    keel::options o = opts(sys, keel::durability::batch);
-    o.huge_pages = huge;
-    auto db = keel::store::open(path, o);
-    ledger::setup(*db);
-    std::uint64_t acked = 0;
-    for (int i = 0; i < 20; ++i) acked = step(*db, i);  // grows the file: no new mapping, no new hint
-    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 1));
-    o.read_only = true;
-    auto reader = keel::store::open(path, o);  // a reader keeps the kernel's read-ahead for its scans
-    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 1));
-    std::uint64_t count = 0;
-    CHECK(ledger::verify(*reader, &count).empty());
-    CHECK(count == acked);
-    reader->close();
-    db->close();
-    o.read_only = false;
-    auto again = keel::store::open(path, o);  // each writable mapping asks
-    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 2));
-  }
-  // A kernel that refuses the hint changes nothing.
-  const std::string path = dir.path("refused.keel");
-  sim_os sys;
-  sys.fail(op::advise_random, 1, EINVAL, true);
-  auto db = keel::store::open(path, opts(sys, keel::durability::batch));
-  ledger::setup(*db);
-  std::uint64_t acked = 0;
-  for (int i = 0; i < 8; ++i) acked = step(*db, i);
-  CHECK(sys.calls(op::advise_random) == 1);
-  std::uint64_t count = 0;
-  CHECK(ledger::verify(*db, &count).empty());
-  CHECK(count == acked);
-}
-
-TEST_CASE("the huge-page hint: asked once per mapping when huge_pages is set, never otherwise, a refusal ignored") {
-  CHECK_FALSE(keel::options{}.huge_pages);  // off unless asked for (README, "Huge pages")
+// The mapping hints (options::huge_pages; README "Huge pages", DURABILITY.md
+// "Page-cache folios"): with huge pages every mapping asks for them; without,
+// a writable mapping asks for no read-ahead and a read-only one asks nothing.
+TEST_CASE("mapping hints: huge pages asked by every mapping when set; no read-ahead by writable ones otherwise") {
+  CHECK_FALSE(keel::options{}.huge_pages);  // off unless asked for
   keel_test::temp_dir dir;
   for (bool huge : {true, false}) {
     const std::string path = dir.path(huge ? "huge.keel" : "small.keel");
@@ -204,25 +169,37 @@ TEST_CASE("the huge-page hint: asked once per mapping when huge_pages is set, ne
     std::uint64_t acked = 0;
     for (int i = 0; i < 20; ++i) acked = step(*db, i);  // grows the file: no new mapping, no new hint
     CHECK(sys.calls(op::advise) == (huge ? 1 : 0));
+    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 1));
     o.read_only = true;
-    auto reader = keel::store::open(path, o);  // each handle maps, so each asks
+    auto reader = keel::store::open(path, o);  // each handle maps: huge pages asked again, read-ahead kept
     CHECK(sys.calls(op::advise) == (huge ? 2 : 0));
+    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 1));
     std::uint64_t count = 0;
     CHECK(ledger::verify(*reader, &count).empty());
     CHECK(count == acked);
+    reader->close();
+    db->close();
+    o.read_only = false;
+    auto again = keel::store::open(path, o);
+    CHECK(sys.calls(op::advise) == (huge ? 3 : 0));
+    CHECK(sys.calls(op::advise_random) == (huge ? 0 : 2));
   }
-  // A kernel that refuses the hint (EINVAL without file huge pages) changes nothing.
-  const std::string path = dir.path("refused.keel");
-  sim_os sys;
-  sys.fail(op::advise, 1, EINVAL, true);
-  keel::options o = opts(sys, keel::durability::batch);
-  o.huge_pages = true;
-  auto db = keel::store::open(path, o);
-  ledger::setup(*db);
-  std::uint64_t acked = 0;
-  for (int i = 0; i < 8; ++i) acked = step(*db, i);
-  CHECK(sys.calls(op::advise) == 1);
-  std::uint64_t count = 0;
-  CHECK(ledger::verify(*db, &count).empty());
-  CHECK(count == acked);
+  // A kernel that refuses either hint (EINVAL: no file huge pages, no madvise) changes nothing.
+  for (bool huge : {true, false}) {
+    const op hint = huge ? op::advise : op::advise_random;
+    CAPTURE(op_name(hint));
+    const std::string path = dir.path(huge ? "refused-huge.keel" : "refused-random.keel");
+    sim_os sys;
+    sys.fail(hint, 1, EINVAL, true);
+    keel::options o = opts(sys, keel::durability::batch);
+    o.huge_pages = huge;
+    auto db = keel::store::open(path, o);
+    ledger::setup(*db);
+    std::uint64_t acked = 0;
+    for (int i = 0; i < 8; ++i) acked = step(*db, i);
+    CHECK(sys.calls(hint) == 1);
+    std::uint64_t count = 0;
+    CHECK(ledger::verify(*db, &count).empty());
+    CHECK(count == acked);
+  }
 }
