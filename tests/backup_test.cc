@@ -23,6 +23,7 @@
 
 #include "file/format.h"
 #include "support/inspect.h"
+#include "support/sim_os.h"
 #include "support/proc.h"
 #include "support/stores.h"
 #include "support/temp_dir.h"
@@ -148,6 +149,25 @@ TEST_CASE("backup of a closed store: an exact, independent, checkpointed copy") 
   }
   CHECK(verify_copy(dest, base, r.lsn + 1) == 11);
   CHECK(all_files(src) == before);
+}
+
+// DURABILITY.md, "Page-cache folios": reading the live store with read-ahead
+// would leave its page cache in large folios that its writer's checkpoints
+// then write back whole.
+TEST_CASE("backup reads the source without read-ahead, and maps its copy without it") {
+  temp_dir d;
+  const std::string src = d.path("s.keel"), dest = d.path("copy.keel");
+  const u64 base = setup(src);
+  auto db = store::open(src, small_opts());  // a live writer
+  for (u64 t = 0; t < 5; ++t) commit_model(*db, t);
+  keel_test::sim_os sys;
+  backup_options o;
+  o.os = &sys;
+  const backup_result r = backup(src, dest, {}, o);
+  CHECK(sys.calls(keel_test::op::advise_random_reads) == 1);
+  CHECK(sys.calls(keel_test::op::advise_random) == 1);  // the copy's mapping (the source is read, not mapped)
+  CHECK(verify_copy(dest, base, r.lsn) == 5);
+  db->close();
 }
 
 TEST_CASE("backup refuses an existing dest, a missing or foreign source; failures leave no dest") {

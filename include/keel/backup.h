@@ -8,6 +8,8 @@
 
 namespace keel {
 
+class os;
+
 // progress(done, total) in bytes; the same alias as in keel/check.h.
 using progress_fn = std::function<void(std::uint64_t done, std::uint64_t total)>;
 
@@ -26,6 +28,9 @@ struct backup_options {
   // Copies restarted because a checkpoint recycled the log meanwhile, before
   // giving up with errc::busy. Default 8.
   int max_attempts = 8;
+  // The OS seam for the copy's reads, writes and mapping; nullptr = the real
+  // POSIX calls. Tests inject it. Must outlive the call.
+  keel::os* os = nullptr;
 };
 
 // Writes a consistent copy of the store at `src` to `dest` (with `dest`-log

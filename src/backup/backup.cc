@@ -110,7 +110,7 @@ fmt::superblock finalize(snapshot::copy& cp, const snapshot::result& res, const 
 backup_result backup(const std::string& src, const std::string& dest, const progress_fn& progress,
                      const backup_options& opts) {
   const auto t0 = std::chrono::steady_clock::now();
-  os& sys = posix_os();
+  os& sys = opts.os ? *opts.os : posix_os();
   if (dest.empty()) throw error(errc::invalid_argument, dest, "empty backup path");
   if (opts.max_attempts < 1) throw error(errc::invalid_argument, dest, "max_attempts must be at least 1");
   struct stat st;

@@ -18,7 +18,8 @@ namespace keel_test {
 
 const char* op_name(op o) {
   static const char* names[] = {"open",      "pread", "pwrite", "fsync",  "fdatasync", "ftruncate",
-                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate", "populate_read", "advise_random"};
+                                "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate", "populate_read", "advise_random",
+                                "advise_random_reads"};
   return names[static_cast<int>(o)];
 }
 
@@ -201,6 +202,11 @@ int sim_os::advise_random(void* addr, std::size_t len) {
   std::uint64_t off = 0;
   if (int e = before(op::advise_random, path_of_mapping(addr, &off))) return e;
   return real_.advise_random(addr, len);
+}
+
+int sim_os::advise_random_reads(int fd) {
+  if (int e = before(op::advise_random_reads, path_of(fd))) return e;
+  return real_.advise_random_reads(fd);
 }
 
 int sim_os::populate(op which, void* addr, std::size_t len) {

@@ -19,7 +19,7 @@
 
 namespace keel_test {
 
-enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, populate, populate_read, advise_random, count_ };
+enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, populate, populate_read, advise_random, advise_random_reads, count_ };
 const char* op_name(op o);
 
 // How much of what was not synced reaches the disk at the power cut.
@@ -86,6 +86,7 @@ class sim_os final : public keel::os {
   int munmap(void* addr, std::size_t len) override;
   int advise_huge_pages(void* addr, std::size_t len) override;  // op::advise
   int advise_random(void* addr, std::size_t len) override;       // op::advise_random
+  int advise_random_reads(int fd) override;                     // op::advise_random_reads
   int populate_write(void* addr, std::size_t len) override;      // op::populate
   int populate_read(void* addr, std::size_t len) override;       // op::populate_read
   int msync(void* addr, std::size_t len) override;
