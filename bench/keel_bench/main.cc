@@ -5,7 +5,8 @@
 //
 //   keel-bench [--num=N] [--value_size=16|32|100|256|1000]
 //              [--benchmarks=fill-seq,append,fill-random,read-random,read-miss,
-//                            read-seq,scan,overwrite,erase,wicked,restart,multi-process]
+//                            read-seq,scan,overwrite,erase,wicked,restart,multi-process,
+//                            read-interleaved,restart-interleaved]
 //              [--systems=keel,keel-tree,lmdb,boost,absl,btree,redis]
 //              [--quick] [--dir=DIR] [--json=FILE] [--histogram] ... (--help)
 #include <fmt/core.h>
@@ -21,6 +22,7 @@
 #include <keel/version.h>
 #include <string>
 
+#include "restart.h"
 #include "systems.h"
 
 namespace kb {
@@ -30,11 +32,11 @@ extern bool g_histogram_tables;
 
 const std::vector<system_entry>& all_systems() {
   static const std::vector<system_entry> s = {
-      {"keel", run_keel, child_keel, "keel::hash_map<u64, V>, one lock-free read per get", live_keel},
+      {"keel", run_keel, child_keel, "keel::hash_map<u64, V>, one lock-free read per get", live_keel, restart_store_keel},
 #ifdef KEEL_BENCH_TREE
-      {"keel-tree", run_keel_tree, child_keel_tree, "keel::tree_map<u64, V> (B+tree)", live_keel_tree},
+      {"keel-tree", run_keel_tree, child_keel_tree, "keel::tree_map<u64, V> (B+tree)", live_keel_tree, restart_store_keel_tree},
 #endif
-      {"lmdb", run_lmdb, child_lmdb, "LMDB, MDB_INTEGERKEY | MDB_WRITEMAP", live_lmdb},
+      {"lmdb", run_lmdb, child_lmdb, "LMDB, MDB_INTEGERKEY | MDB_WRITEMAP", live_lmdb, restart_store_lmdb},
       {"boost", run_boost, nullptr, "boost::unordered_map in a Boost.Interprocess managed_mapped_file", live_boost},
       {"absl", run_absl, nullptr, "absl::flat_hash_map in RAM (the ceiling)", live_absl},
       {"btree", run_btree, nullptr, "absl::btree_map in RAM (the ordered ceiling)", live_btree},
@@ -48,7 +50,7 @@ namespace {
 const std::vector<std::string> kBenchmarks = {"fill-seq", "append",   "fill-random", "read-random",
                                               "read-miss", "read-seq", "scan",        "overwrite",
                                               "erase",     "wicked",   "restart",     "multi-process",
-                                              "read-interleaved"};
+                                              "read-interleaved", "restart-interleaved"};
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -82,7 +84,8 @@ void usage() {
       "  --value_size=B      16, 32, 100, 256 or 1000 (default 32)\n"
       "  --benchmarks=a,b    workloads, run in this order per system (default all):\n"
       "                      fill-seq, append, fill-random, read-random, read-miss, read-seq, scan,\n"
-      "                      overwrite, erase, wicked, restart, multi-process, read-interleaved\n"
+      "                      overwrite, erase, wicked, restart, multi-process, read-interleaved,\n"
+      "                      restart-interleaved\n"
       "  --systems=a,b       keel, keel-tree, lmdb, boost, absl, btree, redis (default all built)\n"
       "  --quick             tiny sizes (CI); exit status still reflects every check\n"
       "  --dir=DIR           where files go (default a temp dir under the build dir, removed at the end)\n"
@@ -95,7 +98,8 @@ void usage() {
       "  --sync_ops=N        ... in sync mode (default 500)\n"
       "  --reps=N            passes of each read workload; the best is reported (default 3)\n"
       "  --sample=N          1 in N operations timed alone for the histogram (default 8)\n"
-      "  --restart_reps=N --kill_reps=N --kill_after_ms=MS --redis_reps=N\n"
+      "  --restart_reps=N    opens per system in restart and rounds of restart-interleaved (default 11)\n"
+      "  --kill_reps=N --kill_after_ms=MS --redis_reps=N\n"
       "  --readers=R --mp_seconds=S --mp_rounds=N   multi-process: reader processes, seconds per\n"
       "                      phase, rounds (the median round is reported; default 3)\n"
       "  --huge_pages=0|1        ask every system for 2 MiB pages: keel::options::huge_pages, MADV_HUGEPAGE\n"
@@ -307,14 +311,19 @@ int main(int argc, char** argv) {
     }
     std::filesystem::remove_all(c.dir + "/" + s.name);
   }
-  if (c.want("read-interleaved")) {
+  // The interleaved workloads, after every system's own: each runs all
+  // wanted systems side by side, round by round.
+  const std::pair<const char*, void (*)(const config&, reporter&)> interleaved[] = {
+      {"read-interleaved", run_interleaved}, {"restart-interleaved", run_restart_interleaved}};
+  for (const auto& [name, run] : interleaved) {
+    if (!c.want(name)) continue;
     try {
-      run_interleaved(c, rep);
+      run(c, rep);
     } catch (const std::exception& e) {
-      fmt::print("read-interleaved: FAILED: {}\n", e.what());
+      fmt::print("{}: FAILED: {}\n", name, e.what());
       result r;
       r.workload = "error";
-      r.system = "read-interleaved";
+      r.system = name;
       r.mismatches = 1;
       r.note = e.what();
       rep.add(std::move(r));

@@ -26,6 +26,7 @@
 
 #include "common.h"
 #include "process.h"
+#include "restart.h"
 
 namespace kb {
 
@@ -51,6 +52,16 @@ void fill_store(A& db, const config& c, bool key_order = false) {
     }
     db.commit();
   }
+}
+
+// A created store of c.num entries (fill_store), closed: what restart and
+// restart-interleaved open, and what multi-process shares.
+template <class A>
+void make_store(const config& c, const std::string& d, mode m, bool key_order) {
+  A db(c);
+  db.create(d, m);
+  fill_store(db, c, key_order);
+  db.close();
 }
 
 template <class A>
@@ -521,45 +532,10 @@ class suite {
   // ---- restart: a child process opens the store and answers one lookup.
 
   // A store for restart (see fill_store).
-  void prepare(const std::string& d, mode m, bool key_order) {
-    A db(c_);
-    db.create(d, m);
-    fill_store(db, c_, key_order);
-    db.close();
-  }
+  void prepare(const std::string& d, mode m, bool key_order) { make_store<A>(c_, d, m, key_order); }
 
   std::vector<std::string> child_args(const std::string& kind, const std::string& d) const {
-    return {"--child=" + kind, fmt::format("--system={}", A::kName), "--dir=" + d, fmt::format("--num={}", c_.num),
-            fmt::format("--value_size={}", sizeof(V)), fmt::format("--huge_pages={}", c_.huge_pages ? 1 : 0)};
-  }
-
-  struct answer {
-    double total_ms = -1, main_ms = -1, open_ms = -1, recovered = 0;
-    std::uint64_t mismatches = 0;
-  };
-  answer open_child(const std::string& d, std::vector<std::string> extra) {
-    auto args = child_args("open", d);
-    args.insert(args.end(), extra.begin(), extra.end());
-    answer a;
-    const auto t0 = clk::now();
-    child_proc ch = spawn(c_.self, args);
-    const std::string line = read_line(ch, 600);
-    a.total_ms = secs_since(t0) * 1e3;
-    const auto f = parse_fields(line);
-    a.main_ms = field(f, "main_ms");
-    a.open_ms = field(f, "open_ms");
-    if (field(f, "found") != 1) ++a.mismatches;
-    const auto f2 = parse_fields(read_line(ch, 600));
-    a.recovered = field(f2, "recovered");
-    if (field(f2, "mismatches") != 0) ++a.mismatches;
-    if (wait_exit(ch) != 0) ++a.mismatches;
-    return a;
-  }
-
-  static double median(std::vector<double> v) {
-    if (v.empty()) return -1;
-    std::sort(v.begin(), v.end());
-    return v[v.size() / 2];
+    return child_argv(c_, kind, A::kName, d);
   }
 
   void restart() {
@@ -573,7 +549,7 @@ class suite {
       r.workload = "restart-clean";
       r.system = A::kName;
       for (int i = 0; i < c_.restart_reps; ++i) {
-        const answer a = open_child(d, {});
+        const open_answer a = open_child(c_, A::kName, d);
         total.push_back(a.total_ms);
         main_ms.push_back(a.main_ms);
         open_ms.push_back(a.open_ms);
@@ -606,7 +582,8 @@ class suite {
         wait_exit(w);
         const std::uint64_t acked = ack.get();
         commits += acked;
-        const answer a = open_child(d, {fmt::format("--check_commit={}", acked), fmt::format("--rep={}", rep)});
+        const open_answer a =
+            open_child(c_, A::kName, d, {fmt::format("--check_commit={}", acked), fmt::format("--rep={}", rep)});
         total.push_back(a.total_ms);
         main_ms.push_back(a.main_ms);
         open_ms.push_back(a.open_ms);
@@ -916,6 +893,12 @@ std::unique_ptr<live_reads> open_live_reads(const config& c, const std::string& 
   return for_value_size<A>(c, [&]<class S>() -> std::unique_ptr<live_reads> {
     return std::make_unique<live_reads_of<S>>(c, dir);
   });
+}
+
+// restart-interleaved's store (as restart's: default mode, key order).
+template <template <class> class A>
+void make_restart_store(const config& c, const std::string& dir) {
+  for_value_size<A>(c, [&]<class S>() { make_store<S>(c, dir, S::kTxn ? mode::batch : mode::none, /*key_order=*/true); });
 }
 
 template <template <class> class A>

@@ -14,6 +14,8 @@ struct system_entry {
   const char* what;
   // A filled store in dir for read-interleaved; nullptr: not part of it.
   std::unique_ptr<live_reads> (*live)(const config&, const std::string& dir) = nullptr;
+  // Builds restart-interleaved's store in dir, closed; nullptr: not part of it.
+  void (*restart_store)(const config&, const std::string& dir) = nullptr;
 };
 
 const std::vector<system_entry>& all_systems();
@@ -34,6 +36,9 @@ std::unique_ptr<live_reads> live_lmdb(const config&, const std::string&);
 std::unique_ptr<live_reads> live_boost(const config&, const std::string&);
 std::unique_ptr<live_reads> live_absl(const config&, const std::string&);
 std::unique_ptr<live_reads> live_btree(const config&, const std::string&);
+void restart_store_keel(const config&, const std::string&);
+void restart_store_keel_tree(const config&, const std::string&);
+void restart_store_lmdb(const config&, const std::string&);
 // read-interleaved over the wanted systems that have a live store.
 void run_interleaved(const config&, reporter&);
 
