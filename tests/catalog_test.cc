@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <future>
 #include <cstdint>
 #include <cstring>
 #include <keel/keel.h>
@@ -227,6 +229,37 @@ TEST_CASE("open_root with another kind or type throws errc::type_mismatch") {
   auto err = catch_error([&] { tx2.open_root("m", kind::bytes_tree_map, type_desc::bytes(), type_desc::bytes()); });
   REQUIRE(err);
   CHECK(err->code() == errc::type_mismatch);
+}
+
+TEST_CASE("a writable handle opens an existing structure without a write transaction") {
+  keel_test::temp_dir d;
+  const std::string p = d.path("a.keel");
+  auto s = store::open(p, small_opts());
+  // Absent names: open creates each one, one commit apiece.
+  const std::uint64_t h = hash_map<std::uint64_t, double>::open(*s, "h").root();
+  const std::uint64_t t = tree_map<std::uint64_t, double>::open(*s, "t").root();
+  const std::uint64_t b = bytes_map::open(*s, "b").root();
+  const std::uint64_t bt = bytes_tree::open(*s, "bt").root();
+  CHECK(s->info().last_lsn == 4);
+  // Another transaction holds the writer's mutex while the names are opened
+  // again: each open returns (it waits for no write transaction), with the
+  // same root, and a mismatched type is still refused.
+  auto held = s->begin_write();
+  auto again = std::async(std::launch::async, [&] {
+    std::vector<std::uint64_t> roots = {hash_map<std::uint64_t, double>::open(*s, "h").root(),
+                                        tree_map<std::uint64_t, double>::open(*s, "t").root(),
+                                        bytes_map::open(*s, "b").root(), bytes_tree::open(*s, "bt").root()};
+    auto e = catch_error([&] { hash_map<std::uint64_t, float>::open(*s, "h"); });
+    roots.push_back(e && e->code() == errc::type_mismatch ? 1 : 0);
+    e = catch_error([&] { tree_map<std::uint64_t, double>::open(*s, "h"); });
+    roots.push_back(e && e->code() == errc::type_mismatch ? 1 : 0);
+    return roots;
+  });
+  const bool returned = again.wait_for(std::chrono::seconds(30)) == std::future_status::ready;
+  held.abort();  // lets a blocked open finish, so that a failure ends the case rather than hanging it
+  CHECK(returned);
+  CHECK(again.get() == std::vector<std::uint64_t>{h, t, b, bt, 1, 1});
+  CHECK(s->info().last_lsn == 4);  // opening existing names committed nothing
 }
 
 TEST_CASE("names are 1..63 bytes") {

@@ -23,7 +23,8 @@ class bytes_map {
   static constexpr std::size_t max_key = 2048;
   static constexpr std::size_t max_value = std::size_t{1} << 30;
 
-  // Finds `name`, creating an empty map when absent (writable store only).
+  // Finds `name`, creating an empty map when absent (writable store only;
+  // an existing one is found by a lock-free read, with no write transaction).
   // errc::type_mismatch when the name holds something else;
   // errc::invalid_argument when a read-only store lacks it.
   static bytes_map open(store& db, std::string_view name);

@@ -25,7 +25,8 @@ class bytes_tree {
   static constexpr std::uint64_t max_value = detail::kTreeMaxValue;
   using entry = std::pair<std::string, std::string>;
 
-  // Finds `name`, creating an empty tree when absent (writable store only).
+  // Finds `name`, creating an empty tree when absent (writable store only;
+  // an existing one is found by a lock-free read, with no write transaction).
   // errc::type_mismatch when the name holds something else;
   // errc::invalid_argument when a read-only store lacks it.
   static bytes_tree open(store& db, std::string_view name);

@@ -25,6 +25,7 @@
 #include <type_traits>
 
 #include "keel/detail/map_probe.h"
+#include "keel/detail/open_named.h"
 #include "keel/detail/visit.h"
 #include "keel/store.h"
 #include "keel/txn.h"
@@ -73,18 +74,15 @@ class hash_map {
   static_assert(sizeof(K) + sizeof(V) <= 4000, "hash_map slots must fit in a page");
 
  public:
-  // Finds `name`, creating an empty map when absent (writable store only).
+  // Finds `name`, creating an empty map when absent (writable store only;
+  // an existing one is found by a lock-free read, with no write transaction).
   // Throws errc::type_mismatch when the name holds another kind or other
   // types; errc::invalid_argument when a read-only store lacks the name.
   static hash_map open(store& db, std::string_view name) {
-    std::uint64_t root = 0;
-    if (db.writable())
-      db.write([&](write_txn& tx) { root = detail::map_open(tx, name, shape(), key_type(), value_type()); });
-    else
-      root = db.read([&](const read_view& v) {
-        return detail::map_find(v, name, shape(), key_type(), value_type());
-      });
-    return hash_map(db, root);
+    return hash_map(
+        db, detail::open_named(
+                db, name, [&](const read_view& v) { return detail::map_find(v, name, shape(), key_type(), value_type()); },
+                [&](write_txn& tx) { return detail::map_open(tx, name, shape(), key_type(), value_type()); }));
   }
   // The same inside a caller's transaction.
   static hash_map open(store& db, write_txn& tx, std::string_view name) {

@@ -24,6 +24,7 @@
 #include <utility>
 #include <vector>
 
+#include "keel/detail/open_named.h"
 #include "keel/detail/tree_engine.h"
 #include "keel/key_codec.h"
 #include "keel/detail/visit.h"
@@ -41,18 +42,18 @@ class tree_map {
  public:
   using entry = std::pair<K, V>;
 
-  // Finds `name`, creating an empty tree when absent (writable store only).
+  // Finds `name`, creating an empty tree when absent (writable store only;
+  // an existing one is found by a lock-free read, with no write transaction).
   // Throws errc::type_mismatch when the name holds another kind or other
   // types; errc::invalid_argument when a read-only store lacks the name.
   static tree_map open(store& db, std::string_view name) {
-    std::uint64_t root = 0;
-    if (db.writable())
-      db.write([&](write_txn& tx) { root = open(db, tx, name).root_; });
-    else
-      root = db.read([&](const read_view& v) {
-        return detail::tree_find(v, name, kind::tree_map, shape(), key_type(), value_type());
-      });
-    return tree_map(db, root);
+    return tree_map(
+        db, detail::open_named(
+                db, name,
+                [&](const read_view& v) {
+                  return detail::tree_find(v, name, kind::tree_map, shape(), key_type(), value_type());
+                },
+                [&](write_txn& tx) { return open(db, tx, name).root_; }));
   }
   static tree_map open(store& db, write_txn& tx, std::string_view name) {
     return tree_map(db, detail::tree_open(tx, name, kind::tree_map, shape(), key_type(), value_type()));

@@ -3,6 +3,7 @@
 //   u32 key length, u32 flags (bit 0: value out of line), u64 value length,
 //   u64 value offset (out of line only), key bytes, value bytes (inline only).
 #include "keel/bytes_map.h"
+#include "keel/detail/open_named.h"
 
 #include "hash/table.h"
 
@@ -172,12 +173,9 @@ std::uint64_t find_root(R& r, std::string_view name) {
 }  // namespace
 
 bytes_map bytes_map::open(store& db, std::string_view name) {
-  std::uint64_t root = 0;
-  if (db.writable())
-    db.write([&](write_txn& tx) { root = open(db, tx, name).root_; });
-  else
-    root = db.read([&](const read_view& v) { return find_root(v, name); });
-  return bytes_map(db, root);
+  return bytes_map(db, detail::open_named(
+                           db, name, [&](const read_view& v) { return find_root(v, name); },
+                           [&](write_txn& tx) { return open(db, tx, name).root_; }));
 }
 
 bytes_map bytes_map::open(store& db, write_txn& tx, std::string_view name) {

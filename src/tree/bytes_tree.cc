@@ -1,5 +1,6 @@
 // keel::bytes_tree: the B+tree engine with byte-string keys and values.
 #include "keel/bytes_tree.h"
+#include "keel/detail/open_named.h"
 
 namespace keel {
 
@@ -14,14 +15,12 @@ bool take_first(void* ctx, std::string_view k, std::string_view v) {
 }  // namespace
 
 bytes_tree bytes_tree::open(store& db, std::string_view name) {
-  std::uint64_t root = 0;
-  if (db.writable())
-    db.write([&](write_txn& tx) { root = open(db, tx, name).root_; });
-  else
-    root = db.read([&](const read_view& v) {
-      return detail::tree_find(v, name, kind::bytes_tree_map, kShape, bytes_type(), bytes_type());
-    });
-  return bytes_tree(db, root);
+  return bytes_tree(db, detail::open_named(
+                            db, name,
+                            [&](const read_view& v) {
+                              return detail::tree_find(v, name, kind::bytes_tree_map, kShape, bytes_type(), bytes_type());
+                            },
+                            [&](write_txn& tx) { return open(db, tx, name).root_; }));
 }
 
 bytes_tree bytes_tree::open(store& db, write_txn& tx, std::string_view name) {
