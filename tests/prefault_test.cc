@@ -479,3 +479,88 @@ TEST_CASE("prefault: a full disk when the next table's space is asked for ahead 
   auto db = keel::store::open(path, opts(again));
   expect_filled(*db, 30000);
 }
+
+TEST_CASE("first_touch: true once per key per writer handle, again after a reopen; false for a finished transaction") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("t.keel");
+  auto db = keel::store::open(path, keel_test::small_opts());
+  db->write([](keel::write_txn& tx) {
+    CHECK(tx.first_touch(8192));
+    CHECK_FALSE(tx.first_touch(8192));
+    CHECK(tx.first_touch(12288));
+    CHECK_FALSE(tx.first_touch(8192));  // not only the last key asked about
+  });
+  keel::write_txn done = db->begin_write();
+  CHECK_FALSE(done.first_touch(12288));  // the next transaction of the handle
+  CHECK(done.first_touch(16384));
+  done.abort();
+  CHECK_FALSE(done.first_touch(20480));  // finished
+  db->close();
+  db = keel::store::open(path, keel_test::small_opts());
+  db->write([](keel::write_txn& tx) { CHECK(tx.first_touch(8192)); });
+}
+
+TEST_CASE("read-ahead: a writer's first write to a hash map reads both its tables ahead in 128 KiB pieces, once") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("r.keel");
+  // 4,096 groups of 40-byte slots (2.5 MiB) after 40,000 entries; 1,000
+  // more need no doubling.
+  constexpr u64 kN = 40000;
+  {
+    auto db = keel::store::open(path, keel_test::small_opts());
+    fill<wide>(*db, kN);
+    db->close();
+  }
+  sim_os sys;
+  auto db = keel::store::open(path, opts(sys));
+  const table_span t = cur_table<wide>(*db);
+  expect_filled<wide>(*db, kN);  // reads ask nothing
+  CHECK(sys.calls(op::read_ahead) == 0);
+  auto m = keel::hash_map<u64, wide>::open(*db, "m");
+  const auto put = [&](u64 k) { db->write([&](keel::write_txn& tx) { m.put(tx, k * 0x9E3779B97F4A7C15ull, value_of<wide>(k)); }); };
+  put(kN);
+  const u64 want = (t.ctrl_end - t.ctrl) + (t.slots_end - t.slots);
+  REQUIRE(eventually([&] { return db->info().committed_read_ahead_bytes == want; }));
+  // Exactly the two blocks (the old table is gone), front to back.
+  u64 covered = 0, next = t.ctrl;
+  for (const auto& [lo, hi] : sys.read_aheads()) {
+    CHECK(hi - lo <= prefaulter::kAheadChunk);
+    if (lo == t.slots) next = t.slots;
+    CHECK(lo == next);
+    next = hi;
+    covered += hi - lo;
+  }
+  CHECK(next == t.slots_end);
+  CHECK(covered == want);
+  const int calls = sys.calls(op::read_ahead);
+  for (u64 k = kN + 1; k < kN + 1000; ++k) put(k);  // later writes of the same handle ask nothing
+  CHECK(sys.calls(op::read_ahead) == calls);
+  expect_filled<wide>(*db, kN + 1000);
+  db->close();
+  // A read-only handle has no writer thread and asks nothing.
+  keel::options ro = opts(sys);
+  ro.read_only = true;
+  auto r = keel::store::open(path, ro);
+  expect_filled<wide>(*r, kN + 1000);
+  CHECK(sys.calls(op::read_ahead) == calls);
+}
+
+TEST_CASE("read-ahead: an OS that refuses it is not asked again, and nothing changes") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("n.keel");
+  {
+    auto db = keel::store::open(path, keel_test::small_opts());
+    fill<wide>(*db, 40000);
+    db->close();
+  }
+  sim_os sys;
+  sys.fail(op::read_ahead, 1, EINVAL, /*sticky=*/true);
+  auto db = keel::store::open(path, opts(sys));
+  fill<wide>(*db, 41000);  // rewrites the first 40,000 entries, then 1,000 more
+  REQUIRE(eventually([&] { return sys.calls(op::read_ahead) >= 1; }));
+  CHECK(sys.calls(op::read_ahead) == 1);  // the first refusal drops the rest of the queue's read-ahead
+  CHECK(db->info().committed_read_ahead_bytes == 0);
+  expect_filled<wide>(*db, 41000);
+  db->close();
+  CHECK(clean(keel::check(path)));
+}

@@ -85,6 +85,19 @@ class os {
     (void)len;
     return -EOPNOTSUPP;
   }
+  // Starts reading [addr, addr+len) of a mapping made by mmap() above into
+  // the page cache and returns without waiting for it (madvise
+  // MADV_WILLNEED): explicit read-ahead where the writer's mapping has none
+  // (advise_random). Linux reads such a range in folios of the file's
+  // smallest order (4 KiB), not the large folios of fault-driven
+  // read-ahead, and caps one call at the device's read-ahead window, so
+  // Keel asks in pieces of at most 128 KiB. Only a hint, answered as
+  // populate_write. The default returns -EOPNOTSUPP.
+  virtual int advise_willneed(void* addr, std::size_t len) {
+    (void)addr;
+    (void)len;
+    return -EOPNOTSUPP;
+  }
   // msync(MS_SYNC) of [addr, addr+len) of a mapping made by mmap() above.
   virtual int msync(void* addr, std::size_t len) = 0;
   // Exclusive open-file-description lock on fd (F_OFD_SETLK, never plain

@@ -41,6 +41,10 @@ struct store_info {
   // read into memory (clean) ahead of a large allocation since the open
   // (write_txn::prefault_ahead); 0 where it cannot.
   std::uint64_t read_ahead_bytes = 0;
+  // Bytes of committed space the same thread has asked the kernel to read
+  // ahead (write_txn::read_ahead: a hash table a resize is about to move)
+  // since the open; 0 where it cannot.
+  std::uint64_t committed_read_ahead_bytes = 0;
 };
 
 // Thread-safety: read() and info() may be called from any thread at once;

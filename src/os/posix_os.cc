@@ -65,6 +65,7 @@ class posix final : public os {
   int populate_read(void* addr, std::size_t len) override {
     return neg(::madvise(addr, len, MADV_POPULATE_READ));
   }
+  int advise_willneed(void* addr, std::size_t len) override { return neg(::madvise(addr, len, MADV_WILLNEED)); }
   int msync(void* addr, std::size_t len) override { return neg(::msync(addr, len, MS_SYNC)); }
   int try_lock(int fd) override {
     struct flock fl {};

@@ -1,6 +1,7 @@
 // A background thread that makes space the writer is about to fill present
 // and writable in the mapping (os::populate_write), so that the writer's
-// stores do not each take a page fault. A hash table's doubling writes
+// stores do not each take a page fault, and asks for read-ahead of
+// committed space it is about to read (os::advise_willneed). A hash table's doubling writes
 // hundreds of megabytes of fresh pages; each first write of one costs a
 // fault that reads (zero-fills) the page and has the file system prepare it
 // for writing, microseconds each, and measured at about half of the time of
@@ -39,6 +40,11 @@ class prefaulter {
   // there). Each kind is given up separately when the OS cannot do it.
   // REQUIRES: the range stays mapped until stop() returns.
   void request(std::byte* addr, std::size_t len, bool write = true) noexcept;
+  // Queues read-ahead of [addr, addr+len) (os::advise_willneed, in pieces of
+  // kAheadChunk): the reads start at once and run without this thread, in
+  // 4 KiB page-cache folios. For committed space the writer will read soon,
+  // where its mapping has no read-ahead of its own. Ignored as request() is.
+  void read_ahead(std::byte* addr, std::size_t len) noexcept;
 
   // Drops what is queued, waits for the chunk in progress and ends the
   // thread. Must run before the mapping goes. Idempotent; request() is
@@ -48,18 +54,25 @@ class prefaulter {
   // Bytes populated so far by writable (write) or read requests (for
   // store_info and tests).
   std::uint64_t done_bytes(bool write = true) const noexcept;
+  // Bytes asked to be read ahead so far (read_ahead).
+  std::uint64_t read_ahead_bytes() const noexcept;
 
   // One populate call covers at most this much, so stop() waits for at
   // most one such call.
   static constexpr std::size_t kChunk = std::size_t{2} << 20;
   static constexpr std::size_t kMaxPending = 16;
+  // Linux caps one MADV_WILLNEED at the device's read-ahead window
+  // (read_ahead_kb, 128 KiB by default): larger calls read only a prefix.
+  static constexpr std::size_t kAheadChunk = std::size_t{128} << 10;
 
  private:
+  enum kind : int { k_read = 0, k_write = 1, k_ahead = 2 };
   struct span {
     std::byte* addr;
     std::size_t len;
-    bool write;
+    kind how;
   };
+  void push(std::byte* addr, std::size_t len, kind how) noexcept;
   void run() noexcept;
 
   os& sys_;
@@ -67,9 +80,9 @@ class prefaulter {
   std::condition_variable cv_;
   std::deque<span> queue_;
   std::thread thread_;
-  std::uint64_t done_[2] = {0, 0};  // by kind, as unsupported_
+  std::uint64_t done_[3] = {0, 0, 0};  // by kind
   bool stopping_ = false;
-  bool unsupported_[2] = {false, false};  // by kind: [0] read, [1] write
+  bool unsupported_[3] = {false, false, false};  // by kind
 };
 
 }  // namespace keel

@@ -536,6 +536,7 @@ store_info store::info() const {
   i.restored_pages = s.restored_pages;
   i.prefaulted_bytes = s.faults ? s.faults->done_bytes(true) : 0;
   i.read_ahead_bytes = s.faults ? s.faults->done_bytes(false) : 0;
+  i.committed_read_ahead_bytes = s.faults ? s.faults->read_ahead_bytes() : 0;
   return i;
 }
 

@@ -106,6 +106,8 @@ struct store::impl {
   // transactions so their capacity is reused.
   page_index txn_index;
   std::vector<txn_page*> txn_dirty;
+  // Keys write_txn::first_touch has answered true for since the open.
+  std::vector<std::uint64_t> touched;
 
   // ---- durability state (guarded by sync_mu) ----
   std::mutex sync_mu;
@@ -184,6 +186,7 @@ struct write_txn::impl {
   // between its root, control and slot pages), checked before the index.
   txn_page* recent[4] = {};
   unsigned recent_next = 0;
+  std::uint64_t last_touched = 0;  // first_touch's last key: most writes ask about the same one
   txn_page* cached(std::uint64_t page) const noexcept {
     for (txn_page* p : recent)
       if (p && p->off == page) return p;

@@ -7,6 +7,7 @@
 #include <new>
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "alloc/allocator.h"
 #include "os/io.h"
@@ -567,6 +568,34 @@ void write_txn::prefault(std::uint64_t off, std::uint64_t len) noexcept {
   const std::uint64_t lo = off & ~(kPage - 1);
   const std::uint64_t hi = std::min(fmt::align_up(off + std::min(len, t.cursor - off), kPage), t.s.file_size);
   if (hi > lo) t.s.faults->request(t.s.base + lo, hi - lo);
+}
+
+void write_txn::read_ahead(std::uint64_t off, std::uint64_t len) noexcept {
+  if (!p_ || !p_->active || !p_->s.faults) return;
+  const impl& t = *p_;
+  const std::uint64_t end = std::min(t.committed_cursor, t.s.file_size);
+  if (off < fmt::kArenaOffset || off >= end) return;
+  const std::uint64_t lo = off & ~(kPage - 1), hi = std::min(fmt::align_up(off + std::min(len, end - off), kPage), end);
+  // More than a quarter of the machine's memory would evict its own first
+  // pages (or the rest of the system's) before they are used.
+  static const std::uint64_t cap = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) / 4 : 0;
+  }();
+  if (hi - lo <= cap) t.s.faults->read_ahead(t.s.base + lo, hi - lo);
+}
+
+bool write_txn::first_touch(std::uint64_t key) noexcept {
+  if (!p_ || !p_->active || key == p_->last_touched) return false;
+  p_->last_touched = key;
+  std::vector<std::uint64_t>& seen = p_->s.touched;
+  if (std::find(seen.begin(), seen.end(), key) != seen.end()) return false;
+  try {
+    seen.push_back(key);
+  } catch (...) {  // no memory: a hint not given
+    return false;
+  }
+  return true;
 }
 
 void write_txn::prefault_ahead(std::span<const std::uint64_t> sizes) noexcept {

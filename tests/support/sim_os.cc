@@ -19,7 +19,7 @@ namespace keel_test {
 const char* op_name(op o) {
   static const char* names[] = {"open",      "pread", "pwrite", "fsync",  "fdatasync", "ftruncate",
                                 "fallocate", "mmap",  "msync",  "rename", "sync_dir",  "advise", "populate", "populate_read", "advise_random",
-                                "advise_random_reads"};
+                                "advise_random_reads", "read_ahead"};
   return names[static_cast<int>(o)];
 }
 
@@ -221,12 +221,20 @@ int sim_os::populate(op which, void* addr, std::size_t len) {
       return -EFAULT;
     }
     if (which == op::populate_read) read_populates_.emplace_back(off, off + len);
+    if (which == op::read_ahead) read_aheads_.emplace_back(off, off + len);
   }
+  if (which == op::read_ahead) return real_.advise_willneed(addr, len);
   return which == op::populate ? real_.populate_write(addr, len) : real_.populate_read(addr, len);
 }
 
 int sim_os::populate_write(void* addr, std::size_t len) { return populate(op::populate, addr, len); }
 int sim_os::populate_read(void* addr, std::size_t len) { return populate(op::populate_read, addr, len); }
+int sim_os::advise_willneed(void* addr, std::size_t len) { return populate(op::read_ahead, addr, len); }
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::read_aheads() const {
+  std::lock_guard g(mu_);
+  return read_aheads_;
+}
 
 std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::read_populates() const {
   std::lock_guard g(mu_);

@@ -19,7 +19,7 @@
 
 namespace keel_test {
 
-enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, populate, populate_read, advise_random, advise_random_reads, count_ };
+enum class op { open, pread, pwrite, fsync, fdatasync, ftruncate, fallocate, mmap, msync, rename, sync_dir, advise, populate, populate_read, advise_random, advise_random_reads, read_ahead, count_ };
 const char* op_name(op o);
 
 // How much of what was not synced reaches the disk at the power cut.
@@ -68,6 +68,8 @@ class sim_os final : public keel::os {
   int stray_populates() const;
   // The file ranges [offset, end) populate_read was asked for, in order.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates() const;
+  // The same for advise_willneed (op::read_ahead).
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_aheads() const;
   // Each populate call first sleeps this long (a slow disk or a large
   // block): set before the store opens.
   int populate_delay_ms = 0;
@@ -89,6 +91,7 @@ class sim_os final : public keel::os {
   int advise_random_reads(int fd) override;                     // op::advise_random_reads
   int populate_write(void* addr, std::size_t len) override;      // op::populate
   int populate_read(void* addr, std::size_t len) override;       // op::populate_read
+  int advise_willneed(void* addr, std::size_t len) override;     // op::read_ahead
   int msync(void* addr, std::size_t len) override;
   int try_lock(int fd) override;
   int unlock(int fd) override;
@@ -126,7 +129,7 @@ class sim_os final : public keel::os {
   std::vector<mapping> maps_;
   std::array<std::uint8_t, 16> boot_;
   int stray_populates_ = 0;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_, read_aheads_;
   int populate(op which, void* addr, std::size_t len);
 };
 
