@@ -13,6 +13,7 @@
 #include "os/io.h"
 #include "store/store_impl.h"
 #include "txn/journal.h"
+#include "txn/sort_extents.h"
 #include "util/checksum.h"
 
 namespace keel {
@@ -246,31 +247,6 @@ static inline std::uint64_t word(const std::byte* p) noexcept {
   std::uint64_t v;
   std::memcpy(&v, p, 8);
   return v;
-}
-
-// Sorts extents by start offset. A resize's commit holds hundreds of
-// thousands of them: an LSD radix sort (11-bit digits, as many as the
-// largest offset needs) takes a few passes where a comparison sort takes
-// about twenty.
-static void sort_extents(std::vector<write_txn::impl::extent>& v, std::vector<write_txn::impl::extent>& tmp) {
-  using extent = write_txn::impl::extent;
-  if (v.size() < 1024) {
-    std::sort(v.begin(), v.end(), [](const extent& a, const extent& b) { return a.lo < b.lo; });
-    return;
-  }
-  constexpr int kBits = 11;
-  constexpr std::size_t kBuckets = std::size_t{1} << kBits;
-  std::uint64_t top = 0;
-  for (const extent& e : v) top |= e.lo;
-  tmp.resize(v.size());
-  std::vector<std::size_t> count(kBuckets + 1);
-  for (int shift = 0; shift < 64 && (top >> shift) != 0; shift += kBits) {
-    std::fill(count.begin(), count.end(), 0);
-    for (const extent& e : v) ++count[((e.lo >> shift) & (kBuckets - 1)) + 1];
-    for (std::size_t i = 0; i < kBuckets; ++i) count[i + 1] += count[i];
-    for (const extent& e : v) tmp[count[(e.lo >> shift) & (kBuckets - 1)]++] = e;
-    v.swap(tmp);
-  }
 }
 
 static std::uint64_t diff_run(std::vector<redo::range>& out, std::uint64_t page, std::uint64_t lo, std::uint64_t hi,
