@@ -89,9 +89,10 @@ class os {
   // the page cache and returns without waiting for it (madvise
   // MADV_WILLNEED): explicit read-ahead where the writer's mapping has none
   // (advise_random). Linux reads such a range in folios of the file's
-  // smallest order (4 KiB), not the large folios of fault-driven
-  // read-ahead, and caps one call at the device's read-ahead window, so
-  // Keel asks in pieces of at most 128 KiB. Only a hint, answered as
+  // smallest order (4 KiB), not the large folios of fault-driven read-ahead
+  // (measured on ext4, Linux 6.18: docs/DURABILITY.md), and caps one call
+  // at the device's read-ahead window, so Keel asks in pieces of at most
+  // 128 KiB. Only a hint, answered as
   // populate_write. The default returns -EOPNOTSUPP.
   virtual int advise_willneed(void* addr, std::size_t len) {
     (void)addr;

@@ -42,8 +42,8 @@ struct store_info {
   // (write_txn::prefault_ahead); 0 where it cannot.
   std::uint64_t read_ahead_bytes = 0;
   // Bytes of committed space the same thread has asked the kernel to read
-  // ahead (write_txn::read_ahead: a hash table a resize is about to move)
-  // since the open; 0 where it cannot.
+  // ahead since the open (write_txn::read_ahead: a hash map's tables, at
+  // this handle's first write to it); 0 where it cannot.
   std::uint64_t committed_read_ahead_bytes = 0;
 };
 

@@ -117,12 +117,13 @@ class write_txn {
   // come, and no byte changes. Ignored for a finished transaction.
   void prefault_ahead(std::span<const std::uint64_t> sizes) noexcept;
   // A hint for committed space this transaction and the next are about to
-  // read through, such as a hash table a resize will move: the store's
-  // background thread asks the kernel to start reading [off, off+len) into
-  // the page cache (os::advise_willneed; store_info::committed_read_ahead_bytes
-  // counts it), since a writable mapping has no read-ahead of its own. Changes no
-  // byte. The part outside the committed arena is ignored, as is a range
-  // over a quarter of the machine's memory, or a finished transaction.
+  // touch, such as a hash map's tables at a writer's first write to it: the
+  // store's background thread asks the kernel to start reading
+  // [off, off+len) into the page cache (os::advise_willneed;
+  // store_info::committed_read_ahead_bytes counts it), since a writable
+  // mapping has no read-ahead of its own. Changes no byte. The part outside
+  // the committed arena is ignored, as is a range over a quarter of the
+  // machine's memory, or a finished transaction.
   void read_ahead(std::uint64_t off, std::uint64_t len) noexcept;
   // True the first time this store handle's transactions ask about `key`
   // (an offset naming a structure, such as its root) since the open, false

@@ -377,9 +377,6 @@ void make_room(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol) {
   start_resize(tx, root, rt, pol, mostly_live ? rt.cur.groups * 2 : rt.cur.groups);
 }
 
-// Every write starts here: it moves a few old groups and records that at
-// once, so an exception later in the operation (errc::full, a rejected
-// argument) leaves a consistent map in the still-open transaction.
 // Asks for both tables' blocks to be read ahead (write_txn::read_ahead):
 // writes land at random over them, and the writer's mapping has no
 // read-ahead (os::advise_random), so where they are not cached (after a
@@ -392,6 +389,9 @@ inline void read_ahead_tables(write_txn& tx, const map_root& rt, const geom& g) 
     }
 }
 
+// Every write starts here: it moves a few old groups and records that at
+// once, so an exception later in the operation (errc::full, a rejected
+// argument) leaves a consistent map in the still-open transaction.
 template <class P>
 map_root write_prologue(write_txn& tx, std::uint64_t root, const P& pol) {
   map_root rt = load_root(tx, root, pol.root_ks, pol.root_vs, pol.g);

@@ -64,8 +64,9 @@ void prefaulter::run() noexcept {
     if (r == 0) {
       done_[how] += n;
     } else if (r == -EINVAL || r == -EOPNOTSUPP || r == -ENOSYS) {
-      // The kernel predates MADV_POPULATE_READ/WRITE (Linux 5.14), or the
-      // OS layer has no such call: the writer faults its pages in itself.
+      // The kernel predates MADV_POPULATE_READ/WRITE (Linux 5.14), or
+      // refuses the kind, or the OS layer has no such call: the writer
+      // faults its pages in itself.
       unsupported_[how] = true;
       std::erase_if(queue_, [how](const span& q) { return q.how == how; });
     }

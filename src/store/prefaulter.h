@@ -1,8 +1,8 @@
 // A background thread that makes space the writer is about to fill present
 // and writable in the mapping (os::populate_write), so that the writer's
-// stores do not each take a page fault, and asks for read-ahead of
-// committed space it is about to read (os::advise_willneed). A hash table's doubling writes
-// hundreds of megabytes of fresh pages; each first write of one costs a
+// stores do not each take a page fault; it also asks for read-ahead of
+// committed space the writer is about to touch (os::advise_willneed). A
+// hash table's doubling writes hundreds of megabytes of fresh pages; each first write of one costs a
 // fault that reads (zero-fills) the page and has the file system prepare it
 // for writing, microseconds each, and measured at about half of the time of
 // a resize's transactions. On a second core that work overlaps the writer's.
@@ -61,8 +61,9 @@ class prefaulter {
   // most one such call.
   static constexpr std::size_t kChunk = std::size_t{2} << 20;
   static constexpr std::size_t kMaxPending = 16;
-  // Linux caps one MADV_WILLNEED at the device's read-ahead window
-  // (read_ahead_kb, 128 KiB by default): larger calls read only a prefix.
+  // Linux caps one MADV_WILLNEED at the larger of the device's read-ahead
+  // window and its largest request (read_ahead_kb, max_sectors_kb; both
+  // are often 128 KiB): a larger call reads only a prefix.
   static constexpr std::size_t kAheadChunk = std::size_t{128} << 10;
 
  private:
