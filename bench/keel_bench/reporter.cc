@@ -41,6 +41,12 @@ double time_ratio(const result& a, const result& b) {
   return r.size() % 2 == 1 ? r[m] : std::sqrt(r[m - 1] * r[m]);
 }
 
+// a's open + first lookup over b's: the median of per-round ratios when
+// both ran side by side (restart-interleaved), else the ratio of medians.
+double open_ratio(const result& a, const result& b) {
+  return x(a, "round_0") > 0 ? time_ratio(a, b) : x(a, "open_ms") / x(b, "open_ms");
+}
+
 std::string figures(const result& r) {
   if (r.workload.rfind("restart", 0) == 0) {
     std::string s;
@@ -168,9 +174,7 @@ void reporter::summary(const config& c) const {
         if (p == "keel" || p == "keel-tree") continue;
         const result* o = find(w, p, "");
         if (!o) continue;
-        if (x(*o, "open_ms") > 0)  // restart-interleaved: the median of per-round ratios (time_ratio)
-          line += fmt::format("  open+lookup / {} {:.2f}x", p,
-                              x(*k, "round_0") > 0 ? time_ratio(*k, *o) : x(*k, "open_ms") / x(*o, "open_ms"));
+        if (x(*o, "open_ms") > 0) line += fmt::format("  open+lookup / {} {:.2f}x", p, open_ratio(*k, *o));
         line += fmt::format("  fork->answer / {} {:.3g}x", p, x(*k, "total_ms") / x(*o, "total_ms"));
       }
       fmt::print("{}\n", line);
@@ -243,7 +247,7 @@ void reporter::summary(const config& c) const {
     const char* w = find("restart-interleaved", "keel", "") && find("restart-interleaved", "lmdb", "") ? "restart-interleaved"
                                                                                                        : "restart-clean";
     const result *k = find(w, "keel", ""), *l = find(w, "lmdb", "");
-    r = k && l ? (x(*k, "round_0") > 0 ? time_ratio(*k, *l) : x(*k, "open_ms") / x(*l, "open_ms")) : -1;
+    r = k && l ? open_ratio(*k, *l) : -1;
     target(fmt::format("{}  keel / LMDB (open + first lookup)", w), r, r <= 1.0, "<= 1x");
     if (k && l)
       fmt::print("    keel {:.3f} ms, LMDB {:.3f} ms open+lookup (medians); fork->answer keel {:.2f} ms, LMDB {:.2f} ms\n",
