@@ -150,6 +150,13 @@ class write_txn {
   // with many such fallbacks syncs the log once instead (docs/DURABILITY.md,
   // "Unpublished writes"), so this call can throw errc::io.
   std::byte* mut_unpublished(std::uint64_t off, std::size_t len);
+  // Writes na bytes from a, then nb bytes from b, at off, under the same
+  // guarantee and with the same effect as mut_unpublished(off, na + nb)
+  // followed by the copies. Cheaper at commit: where the bytes go straight
+  // to the mapping, the log takes them as given here instead of reading
+  // them back from the mapping (docs/DURABILITY.md, "Unpublished writes").
+  void write_unpublished(std::uint64_t off, const void* a, std::size_t na, const void* b = nullptr,
+                         std::size_t nb = 0);
 
   // Pins the block of len bytes at off (allocated whole by alloc()) as a
   // source for copy_unpublished(): when it is freed, its space is not

@@ -248,14 +248,19 @@ inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const voi
   gc.ctrl[i] = static_cast<std::byte>(tag_of(h));
   // A slot of the committed table that the last commit left empty or
   // deleted is read by nobody until the control byte written here commits:
-  // its bytes can skip the private page copy (write_txn::mut_unpublished).
+  // its bytes can skip the private page copy (write_txn::write_unpublished,
+  // which also keeps the bytes for the log).
   const std::uint64_t so = g.slot_off(t, gi * kGroup + static_cast<std::uint64_t>(i));
   const bool unused = gc.committed != nullptr && (static_cast<std::uint8_t>(gc.committed[i]) & 0x80) == 0;
   if (unused && from != 0) {
     tx.copy_unpublished(so, from, g.ks + g.vs);
     return true;
   }
-  std::byte* slot = unused ? tx.mut_unpublished(so, g.ks + g.vs) : tx.mut_bytes(so, g.ks + g.vs);
+  if (unused) {
+    tx.write_unpublished(so, a, g.ks, b, g.vs);
+    return true;
+  }
+  std::byte* slot = tx.mut_bytes(so, g.ks + g.vs);
   std::memcpy(slot, a, g.ks);
   if (g.vs) std::memcpy(slot + g.ks, b, g.vs);
   return true;

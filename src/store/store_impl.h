@@ -16,6 +16,7 @@
 #include "file/format.h"
 #include "keel/store.h"
 #include "store/prefaulter.h"
+#include "txn/byte_buffer.h"
 #include "txn/line_marks.h"
 #include "txn/page_index.h"
 #include "txn/redo_log.h"
@@ -201,14 +202,22 @@ struct write_txn::impl {
   };
   std::vector<extent> fresh, fresh_zero;
   // Byte ranges of committed space written straight to the mapping by
-  // mut_unpublished(): logged at commit ahead of the private pages' ranges.
+  // mut_unpublished(): logged at commit, with the bytes the mapping then
+  // holds, after the spans below and ahead of the private pages' ranges.
   std::vector<extent> direct;
-  // Unpublished spans copied from a pinned block (copy_unpublished()):
-  // logged as copy ranges ahead of the direct ones.
+  // Unpublished spans whose bytes are known when written, in the order
+  // they were made: copies from a pinned block (copy_unpublished(), src
+  // set), and bytes written by write_unpublished() (src 0), kept at
+  // captured[pos]: the log takes them from there, not from slots scattered
+  // over the mapping (each a cache and TLB miss at commit).
   struct copy_span {
-    std::uint64_t dst, src, len;
+    std::uint64_t dst;
+    std::uint64_t from;  // copy_unpublished(): the source offset; write_unpublished(): the bytes' place in captured
+    std::uint32_t len;
+    bool copy;
   };
   std::vector<copy_span> copies;
+  byte_buffer captured;
   std::uint64_t pin_lo = 0, pin_hi = 0;  // the block pin_for_copies() pinned last in this transaction
   std::uint64_t clean_src_page = UINT64_MAX;  // a pinned page seen without a private copy
   std::vector<extent> extent_buf;  // commit's scratch for sorting extents
@@ -222,6 +231,7 @@ struct write_txn::impl {
   std::byte* rw(std::uint64_t off, std::size_t len);
   std::byte* unpublished(std::uint64_t off, std::size_t len);
   void copy_unpublished(std::uint64_t dst, std::uint64_t src, std::size_t len);
+  void write_unpublished(std::uint64_t off, const void* a, std::size_t na, const void* b, std::size_t nb);
   // Unpublished writes a transaction lets take a private copy before it
   // syncs the log to write the rest in place.
   static constexpr std::uint32_t kSyncAfterCopies = 64;
@@ -251,6 +261,8 @@ struct write_txn::impl {
   void fill(txn_page* p, std::uint64_t mask) noexcept;  // copy missing lines from the mapping
   bool direct_ok(std::uint64_t off, std::size_t len);  // whether unpublished() may write the mapping
   std::byte* unpublished_at(std::uint64_t off, std::size_t len, bool in_place);  // unpublished(), decided
+  // Writes a then b in place at off and keeps their bytes for the log.
+  void capture(std::uint64_t off, const void* a, std::size_t na, const void* b, std::size_t nb);
 };
 
 // The impl of a transaction that is still open; errc::invalid_argument after

@@ -200,11 +200,40 @@ void write_txn::impl::copy_unpublished(std::uint64_t dst, std::uint64_t src, std
   const bool in_place = direct_ok(dst, len);
   if (by_ref && in_place) {
     std::memcpy(s.base + dst, s.base + src, len);
-    copies.push_back({dst, src, len});
+    copies.push_back({dst, src, static_cast<std::uint32_t>(len), true});
     return;
   }
   const std::byte* from = ro(src, len);
-  std::memcpy(unpublished_at(dst, len, in_place), from, len);  // distinct pages: a table never copies onto itself
+  if (in_place)
+    capture(dst, from, len, nullptr, 0);
+  else
+    std::memcpy(rw(dst, len), from, len);  // distinct pages: a table never copies onto itself
+}
+
+void write_txn::impl::capture(std::uint64_t off, const void* a, std::size_t na, const void* b, std::size_t nb) {
+  const std::size_t pos = captured.append(a, na, b, nb);
+  try {
+    copies.push_back({off, pos, static_cast<std::uint32_t>(na + nb), false});
+  } catch (...) {
+    captured.truncate(pos);
+    throw;
+  }
+  std::byte* m = s.base + off;
+  copy_short(m, a, na);
+  copy_short(m + na, b, nb);
+}
+
+void write_txn::impl::write_unpublished(std::uint64_t off, const void* a, std::size_t na, const void* b,
+                                        std::size_t nb) {
+  const std::size_t len = na + nb;
+  check_span(off, len);
+  if (direct_ok(off, len)) {
+    capture(off, a, na, b, nb);
+    return;
+  }
+  std::byte* p = rw(off, len);
+  copy_short(p, a, na);
+  copy_short(p + na, b, nb);
 }
 
 void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
@@ -230,6 +259,7 @@ void write_txn::impl::release() noexcept {
   fresh_zero.clear();
   direct.clear();
   copies.clear();
+  captured.clear();
   pin_lo = pin_hi = 0;
   clean_src_page = UINT64_MAX;
   unpublished_copies = 0;
@@ -317,13 +347,14 @@ std::uint64_t write_txn::impl::commit() {
       }
     };
     add_extents(fresh_zero, true);
-    // Copied slots, in the order they were made (a slot copied into twice
-    // ends with the later one): they read their source as the store holds
-    // it before this record (pinned, unchanged since), so they come ahead
-    // of every range that writes bytes. A later range covering the same
-    // bytes carries what the mapping holds at commit, the final bytes.
+    // Copied slots and captured unpublished bytes, in the order they were
+    // made (a slot written twice ends with the later write): copies read
+    // their source as the store holds it before this record (pinned,
+    // unchanged since), so they come ahead of every range read from the
+    // mapping. A later range covering the same bytes carries what the
+    // mapping holds at commit, the final bytes.
     for (const write_txn::impl::copy_span& c : copies)
-      ranges.push_back({c.dst, static_cast<std::uint32_t>(c.len), nullptr, c.src});
+      ranges.push_back({c.dst, c.len, c.copy ? nullptr : captured.data() + c.from, c.copy ? c.from : 0});
     // Unpublished bytes, from the mapping, before the private pages' ranges:
     // a page copied after such a write holds the same bytes, and whatever
     // the copy changed later must win on replay.
@@ -611,6 +642,12 @@ std::byte* write_txn::mut_unpublished(std::uint64_t off, std::size_t len) {
   auto& t = live_txn(p_);
   check_arena(t, off);
   return t.unpublished(off, len);
+}
+
+void write_txn::write_unpublished(std::uint64_t off, const void* a, std::size_t na, const void* b, std::size_t nb) {
+  auto& t = live_txn(p_);
+  check_arena(t, off);
+  t.write_unpublished(off, a, na, b, nb);
 }
 
 bool write_txn::pin_for_copies(std::uint64_t off, std::size_t len) {
