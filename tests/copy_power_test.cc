@@ -13,6 +13,7 @@
 #include <keel/check.h>
 #include <keel/hash_map.h>
 #include <keel/keel.h>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -96,6 +97,27 @@ u64 pattern_block(keel::store& db, u64 n, int salt) {
   return off;
 }
 
+// A store in sync mode over a simulated OS holding a block of kBlock
+// pattern bytes to copy from and a zeroed page to copy into, both older
+// than its last checkpoint.
+struct copy_rig {
+  keel_test::temp_dir dir;
+  std::string path;
+  sim_os sys;
+  std::mt19937_64 rng;
+  std::unique_ptr<keel::store> db;
+  u64 src = 0, dst = 0;
+  copy_rig(u64 seed, int salt) : path(dir.path("s.keel")), rng(seed) {
+    db = keel::store::open(path, keel_test::power_run_options(keel::durability::sync, &sys));
+    src = pattern_block(*db, kBlock, salt);
+    db->write([&](keel::write_txn& tx) {
+      dst = tx.alloc(fmt::kPage);
+      tx.zero(dst, fmt::kPage);
+    });
+    db->checkpoint();
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a pinned block, once freed, waits in limbo until a checkpoint covers the free") {
@@ -168,18 +190,8 @@ TEST_CASE("limbo holds 32 pinned blocks; a full limbo refuses pins, which caller
 }
 
 TEST_CASE("power loss: copies replay from the pinned source, in order; a direct write of the same bytes ends as the mapping holds it") {
-  keel_test::temp_dir dir;
-  const std::string path = dir.path("s.keel");
-  sim_os sys;
-  std::mt19937_64 rng(11);
-  auto db = keel::store::open(path, keel_test::power_run_options(keel::durability::sync, &sys));
-  const u64 src = pattern_block(*db, kBlock, 3);
-  u64 dst = 0;
-  db->write([&](keel::write_txn& tx) {
-    dst = tx.alloc(fmt::kPage);
-    tx.zero(dst, fmt::kPage);
-  });
-  db->checkpoint();
+  copy_rig rig(11, 3);
+  auto& [dir, path, sys, rng, db, src, dst] = rig;
   const u64 x = 0x1111111111111111, y = 0x2222222222222222;
   db->write([&](keel::write_txn& tx) {
     REQUIRE(tx.pin_for_copies(src, kBlock));
@@ -271,18 +283,8 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
 }
 
 TEST_CASE("power loss: bytes given to write_unpublished replay as given, in the order written, among copies and later writes") {
-  keel_test::temp_dir dir;
-  const std::string path = dir.path("s.keel");
-  sim_os sys;
-  std::mt19937_64 rng(12);
-  auto db = keel::store::open(path, keel_test::power_run_options(keel::durability::sync, &sys));
-  const u64 src = pattern_block(*db, kBlock, 5);
-  u64 dst = 0;
-  db->write([&](keel::write_txn& tx) {
-    dst = tx.alloc(fmt::kPage);
-    tx.zero(dst, fmt::kPage);
-  });
-  db->checkpoint();
+  copy_rig rig(12, 5);
+  auto& [dir, path, sys, rng, db, src, dst] = rig;
   // Keys and values of 8 and 32 bytes, as a hash slot takes them.
   auto key = [](u64 v) { return v * 0x0101010101010101ull; };
   std::byte va[32], vb[32];
