@@ -206,10 +206,11 @@ struct write_txn::impl {
   // holds, after the spans below and ahead of the private pages' ranges.
   std::vector<extent> direct;
   // Unpublished spans whose bytes are known when written, in the order
-  // they were made: copies from a pinned block (copy_unpublished(), src
-  // set), and bytes written by write_unpublished() (src 0), kept at
-  // captured[pos]: the log takes them from there, not from slots scattered
-  // over the mapping (each a cache and TLB miss at commit).
+  // they were made: copies from a pinned block (copy_unpublished(), copy
+  // set), and bytes written by write_unpublished() (or a copy that could
+  // not be logged as one), kept in `captured`: the log takes them from
+  // there, not from slots scattered over the mapping (each a cache and TLB
+  // miss at commit).
   struct copy_span {
     std::uint64_t dst;
     std::uint64_t from;  // copy_unpublished(): the source offset; write_unpublished(): the bytes' place in captured

@@ -48,6 +48,7 @@ class byte_buffer {
   }
   const std::byte* data() const noexcept { return data_.get(); }
   std::size_t size() const noexcept { return size_; }
+  std::size_t capacity() const noexcept { return cap_; }
   // Empties it; a buffer far larger than what it held is given back, so a
   // small transaction after a huge one does not keep the memory.
   void clear() noexcept {
