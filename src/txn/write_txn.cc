@@ -21,18 +21,34 @@ namespace keel {
 using fmt::kPage;
 
 page_slab::~page_slab() {
-  for (chunk& c : chunks_) std::free(c.data);
+  for (chunk& c : chunks_) ::munmap(c.data, kPerChunk * kPage);
 }
 
+// Each chunk's copies are memory of its own, 2 MiB aligned and advised
+// before anything touches it, so its first faults take huge pages: a
+// transaction touches one line in each of thousands of copies, and on 4 KiB
+// pages each would cost a TLB miss (twice: the change, then the commit's
+// diff). Heap memory from aligned_alloc may already be mapped in 4 KiB pages
+// (glibc serves large requests from the heap once big blocks have been
+// freed), which the advice no longer changes.
 void page_slab::add_chunk() {
-  constexpr std::size_t bytes = kPerChunk * kPage;
+  constexpr std::size_t bytes = kPerChunk * kPage, huge = std::size_t{2} << 20;
   chunk c;
   c.heads = std::make_unique<txn_page[]>(kPerChunk);
-  c.data = static_cast<std::byte*>(std::aligned_alloc(2u << 20, bytes));
-  if (!c.data) throw std::bad_alloc();
-  ::madvise(c.data, bytes, MADV_HUGEPAGE);  // fewer TLB misses over copies touched a line at a time
+  void* m = ::mmap(nullptr, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (m == MAP_FAILED) throw std::bad_alloc();
+  const auto at = reinterpret_cast<std::uintptr_t>(m), start = (at + huge - 1) & ~(huge - 1);
+  if (start > at) ::munmap(m, start - at);
+  if (at + huge > start) ::munmap(reinterpret_cast<void*>(start + bytes), at + huge - start);
+  c.data = reinterpret_cast<std::byte*>(start);
+  ::madvise(c.data, bytes, MADV_HUGEPAGE);
   for (std::size_t i = 0; i < kPerChunk; ++i) c.heads[i].data = c.data + i * kPage;
-  chunks_.push_back(std::move(c));
+  try {
+    chunks_.push_back(std::move(c));
+  } catch (...) {
+    ::munmap(c.data, bytes);
+    throw;
+  }
 }
 
 write_txn::impl::impl(store::impl& st, std::unique_lock<std::mutex> lk)
