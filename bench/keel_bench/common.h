@@ -52,6 +52,7 @@ struct config {
   double mp_seconds = 2.0;
   int mp_rounds = 3;             // multi-process: rounds of (alone, alone, together); the median is reported
   int interleave_rounds = 11;    // read-interleaved: rounds of one pass per system; medians are reported
+  int fill_rounds = 5;           // fill-interleaved: rounds of one fresh fill per system; medians are reported
   // --huge_pages=1: every system asked for 2 MiB pages the way it can be:
   // keel::options::huge_pages, madvise(MADV_HUGEPAGE) on LMDB's and Boost's
   // maps and on the RAM maps' large blocks (huge_advise, ram_allocator).
@@ -69,6 +70,12 @@ struct config {
   bool want(const std::string& benchmark) const;
   bool want_system(const std::string& s) const;
   std::uint64_t n_reads() const { return reads ? reads : std::min<std::uint64_t>(num, 2'000'000); }
+  // fill-interleaved's operations per transaction: the largest --txn.
+  std::uint64_t fill_txn() const {
+    std::uint64_t t = 1;
+    for (const std::uint64_t x : txn) t = std::max(t, x);
+    return t;
+  }
   std::uint64_t ops_for(std::uint64_t txn_size, mode m) const {
     if (txn_size > 1) return num;
     return m == mode::sync ? sync_ops : single_ops;

@@ -64,3 +64,63 @@ void run_interleaved(const config& c, reporter& rep) {
 }
 
 }  // namespace kb
+
+namespace kb {
+
+// fill-interleaved: every round gives each wanted system with a fill one
+// fresh store of --num random keys (fill_once: the largest --txn, the first
+// --modes), in turn, so that a drift of the machine over the minutes of a
+// run moves all systems alike instead of whichever filled then. The write-
+// back of the previous fill is flushed first (its files are gone, but the
+// kernel may still be writing them), and round r starts with the r-th
+// system. Reported as read-interleaved is: each system's median round, and
+// ratios as medians of per-round ratios (reporter.cc). docs/BENCH.md.
+void run_fill_interleaved(const config& c, reporter& rep) {
+  std::vector<const system_entry*> sys;
+  for (const auto& s : all_systems())
+    if (c.want_system(s.name) && s.fill) sys.push_back(&s);
+  if (sys.empty()) return;
+  std::vector<std::vector<double>> ns(sys.size());
+  std::vector<std::uint64_t> bad(sys.size(), 0);
+  std::vector<double> secs(sys.size(), 0);
+  std::vector<bool> txn(sys.size(), false);
+  for (int round = 0; round < c.fill_rounds; ++round)
+    for (std::size_t j = 0; j < sys.size(); ++j) {
+      const std::size_t i = (j + std::size_t(round)) % sys.size();
+      const std::string dir = c.dir + "/fill-interleaved-" + sys[i]->name;
+      ::sync();
+      const fill_outcome f = sys[i]->fill(c, dir);
+      std::filesystem::remove_all(dir);
+      secs[i] += f.secs;
+      bad[i] += f.bad;
+      txn[i] = f.txn;
+      ns[i].push_back(f.secs * 1e9 / double(c.num));
+    }
+  std::string order;
+  for (const system_entry* s : sys) order += (order.empty() ? "" : " ") + std::string(s->name);
+  const mode m = c.modes.front();
+  for (std::size_t i = 0; i < sys.size(); ++i) {
+    result r;
+    r.workload = "fill-interleaved";
+    r.system = sys[i]->name;
+    r.variant = txn[i] ? variant(c.fill_txn(), m) : "";
+    r.ops = c.num * std::uint64_t(c.fill_rounds);
+    r.secs = secs[i];
+    std::vector<double> sorted = ns[i];
+    std::sort(sorted.begin(), sorted.end());
+    r.ns_per_op = sorted[sorted.size() / 2];
+    r.mb_per_s = double(8 + c.value_size) / r.ns_per_op * 1e3;
+    r.mismatches = bad[i];
+    std::string rounds;
+    for (std::size_t k = 0; k < ns[i].size(); ++k) {
+      r.extra[fmt::format("round_{}", k)] = ns[i][k];
+      rounds += fmt::format("{}{:.0f}", k ? " " : "", ns[i][k]);
+    }
+    r.note = fmt::format("median of {} rounds, ns per insert: {}; each round one fresh fill of {} keys per system, round r "
+                         "from the r-th of: {}",
+                         c.fill_rounds, rounds, c.num, order);
+    rep.add(std::move(r));
+  }
+}
+
+}  // namespace kb

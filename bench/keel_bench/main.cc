@@ -6,7 +6,7 @@
 //   keel-bench [--num=N] [--value_size=16|32|100|256|1000]
 //              [--benchmarks=fill-seq,append,fill-random,read-random,read-miss,
 //                            read-seq,scan,overwrite,erase,wicked,restart,multi-process,
-//                            read-interleaved,restart-interleaved]
+//                            read-interleaved,restart-interleaved,fill-interleaved]
 //              [--systems=keel,keel-tree,lmdb,boost,absl,btree,redis]
 //              [--quick] [--dir=DIR] [--json=FILE] [--histogram] ... (--help)
 #include <fmt/core.h>
@@ -32,13 +32,15 @@ extern bool g_histogram_tables;
 
 const std::vector<system_entry>& all_systems() {
   static const std::vector<system_entry> s = {
-      {"keel", run_keel, child_keel, "keel::hash_map<u64, V>, one lock-free read per get", live_keel, restart_store_keel},
+      {"keel", run_keel, child_keel, "keel::hash_map<u64, V>, one lock-free read per get", live_keel, restart_store_keel,
+       fill_keel},
 #ifdef KEEL_BENCH_TREE
       {"keel-tree", run_keel_tree, child_keel_tree, "keel::tree_map<u64, V> (B+tree)", live_keel_tree, restart_store_keel_tree},
 #endif
-      {"lmdb", run_lmdb, child_lmdb, "LMDB, MDB_INTEGERKEY | MDB_WRITEMAP", live_lmdb, restart_store_lmdb},
-      {"boost", run_boost, nullptr, "boost::unordered_map in a Boost.Interprocess managed_mapped_file", live_boost},
-      {"absl", run_absl, nullptr, "absl::flat_hash_map in RAM (the ceiling)", live_absl},
+      {"lmdb", run_lmdb, child_lmdb, "LMDB, MDB_INTEGERKEY | MDB_WRITEMAP", live_lmdb, restart_store_lmdb, fill_lmdb},
+      {"boost", run_boost, nullptr, "boost::unordered_map in a Boost.Interprocess managed_mapped_file", live_boost,
+       nullptr, fill_boost},
+      {"absl", run_absl, nullptr, "absl::flat_hash_map in RAM (the ceiling)", live_absl, nullptr, fill_absl},
       {"btree", run_btree, nullptr, "absl::btree_map in RAM (the ordered ceiling)", live_btree},
       {"redis", run_redis, nullptr, "redis-server: restart (RDB load) only"},
   };
@@ -50,7 +52,7 @@ namespace {
 const std::vector<std::string> kBenchmarks = {"fill-seq", "append",   "fill-random", "read-random",
                                               "read-miss", "read-seq", "scan",        "overwrite",
                                               "erase",     "wicked",   "restart",     "multi-process",
-                                              "read-interleaved", "restart-interleaved"};
+                                              "read-interleaved", "restart-interleaved", "fill-interleaved"};
 
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
@@ -85,7 +87,7 @@ void usage() {
       "  --benchmarks=a,b    workloads, run in this order per system (default all):\n"
       "                      fill-seq, append, fill-random, read-random, read-miss, read-seq, scan,\n"
       "                      overwrite, erase, wicked, restart, multi-process, read-interleaved,\n"
-      "                      restart-interleaved\n"
+      "                      restart-interleaved, fill-interleaved\n"
       "  --systems=a,b       keel, keel-tree, lmdb, boost, absl, btree, redis (default all built)\n"
       "  --quick             tiny sizes (CI); exit status still reflects every check\n"
       "  --dir=DIR           where files go (default a temp dir under the build dir, removed at the end)\n"
@@ -105,7 +107,9 @@ void usage() {
       "  --huge_pages=0|1        ask every system for 2 MiB pages: keel::options::huge_pages, MADV_HUGEPAGE\n"
       "                        on LMDB's and Boost's maps and the RAM maps' tables (default 0, as Keel's)\n"
       "  --wicked_ops=N --scan_len=N\n"
-      "  --interleave_rounds=N   read-interleaved: rounds of one lookup pass per system (default 11)\n");
+      "  --interleave_rounds=N   read-interleaved: rounds of one lookup pass per system (default 11)\n"
+      "  --fill_rounds=N     fill-interleaved: rounds of one fresh fill per system, largest --txn,\n"
+      "                      first --modes (default 5)\n");
 }
 
 std::string first_line_with(const char* file, const char* key) {
@@ -203,6 +207,7 @@ int main(int argc, char** argv) {
       c.mp_seconds = 0.5;
       c.mp_rounds = 1;
       c.interleave_rounds = 2;
+      c.fill_rounds = 2;
       c.wicked_ops = 40'000;
     }
   for (const auto& a : args) {
@@ -237,6 +242,7 @@ int main(int argc, char** argv) {
     else if (k == "--mp_seconds") c.mp_seconds = std::strtod(v.c_str(), nullptr);
     else if (k == "--mp_rounds") c.mp_rounds = std::atoi(v.c_str());
     else if (k == "--interleave_rounds") c.interleave_rounds = std::atoi(v.c_str());
+    else if (k == "--fill_rounds") c.fill_rounds = std::atoi(v.c_str());
     else if (k == "--huge_pages") c.huge_pages = v != "0";
     else if (k == "--wicked_ops") c.wicked_ops = count(v, k);
     else if (k == "--scan_len") c.scan_len = std::max<std::uint64_t>(1, count(v, k));
@@ -256,6 +262,7 @@ int main(int argc, char** argv) {
   if (c.num < 100) die("--num must be at least 100");
   if (c.mp_rounds < 1 || c.mp_seconds <= 0) die("--mp_rounds must be at least 1 and --mp_seconds above 0");
   if (c.interleave_rounds < 1) die("--interleave_rounds must be at least 1");
+  if (c.fill_rounds < 1) die("--fill_rounds must be at least 1");
 
   if (!ca.kind.empty()) {
     for (const auto& s : all_systems())
@@ -314,7 +321,9 @@ int main(int argc, char** argv) {
   // The interleaved workloads, after every system's own: each runs all
   // wanted systems side by side, round by round.
   const std::pair<const char*, void (*)(const config&, reporter&)> interleaved[] = {
-      {"read-interleaved", run_interleaved}, {"restart-interleaved", run_restart_interleaved}};
+      {"read-interleaved", run_interleaved},
+      {"restart-interleaved", run_restart_interleaved},
+      {"fill-interleaved", run_fill_interleaved}};
   for (const auto& [name, run] : interleaved) {
     if (!c.want(name)) continue;
     try {

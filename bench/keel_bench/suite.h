@@ -895,6 +895,53 @@ std::unique_ptr<live_reads> open_live_reads(const config& c, const std::string& 
   });
 }
 
+// ---- fill-interleaved: one fresh fill of c.num random keys per system in
+// turn, round after round (the bulk transaction size, the first durability
+// mode), so that the machine's drift moves all systems alike. `bad` counts
+// a store that does not hold what was put (its size, and 1,000 sampled keys
+// read back).
+struct fill_outcome {
+  double secs = 0;
+  std::uint64_t bad = 0;
+  bool txn = false;  // the system has transactions (the fill's variant names them)
+};
+
+template <class A>
+fill_outcome fill_once(const config& c, const std::string& dir) {
+  fill_outcome out;
+  out.txn = A::kTxn;
+  using V = typename A::value_type;
+  const std::uint64_t t = c.fill_txn();
+  A db(c);
+  db.create(dir, A::kTxn ? c.modes.front() : mode::none);
+  V v;
+  const auto t0 = clk::now();
+  for (std::uint64_t i = 0; i < c.num; ++i) {
+    if (i % t == 0) db.begin();
+    make_val(v, rkey(i), 1);
+    db.put(rkey(i), v);
+    if (i % t == t - 1 || i + 1 == c.num) db.commit();
+  }
+  out.secs = secs_since(t0);
+  std::uint64_t& bad = out.bad;
+  if (db.size() != c.num) ++bad;
+  db.read_begin();
+  for (std::uint64_t j = 0; j < 1000; ++j) {
+    const std::uint64_t k = rkey(j * (c.num / 1000));
+    const std::uint64_t want = c.inject_mismatch && j == 0 ? k + 1 : k;  // self-test: the check must catch this
+    if (!db.get(k, v) || val_key(v.b) != want) ++bad;
+  }
+  db.read_end();
+  db.close();
+  A::drop(dir);
+  return out;
+}
+
+template <template <class> class A>
+fill_outcome fill_once_of(const config& c, const std::string& dir) {
+  return for_value_size<A>(c, [&]<class S>() { return fill_once<S>(c, dir); });
+}
+
 // restart-interleaved's store (as restart's: default mode, key order).
 template <template <class> class A>
 void make_restart_store(const config& c, const std::string& dir) {

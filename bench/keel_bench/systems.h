@@ -16,6 +16,9 @@ struct system_entry {
   std::unique_ptr<live_reads> (*live)(const config&, const std::string& dir) = nullptr;
   // Builds restart-interleaved's store in dir, closed; nullptr: not part of it.
   void (*restart_store)(const config&, const std::string& dir) = nullptr;
+  // One timed fresh fill in dir for fill-interleaved (suite.h fill_once);
+  // nullptr: not part of it.
+  fill_outcome (*fill)(const config&, const std::string& dir) = nullptr;
 };
 
 const std::vector<system_entry>& all_systems();
@@ -39,7 +42,13 @@ std::unique_ptr<live_reads> live_btree(const config&, const std::string&);
 void restart_store_keel(const config&, const std::string&);
 void restart_store_keel_tree(const config&, const std::string&);
 void restart_store_lmdb(const config&, const std::string&);
+fill_outcome fill_keel(const config&, const std::string&);
+fill_outcome fill_lmdb(const config&, const std::string&);
+fill_outcome fill_boost(const config&, const std::string&);
+fill_outcome fill_absl(const config&, const std::string&);
 // read-interleaved over the wanted systems that have a live store.
 void run_interleaved(const config&, reporter&);
+// fill-interleaved over the wanted systems that have a fill.
+void run_fill_interleaved(const config&, reporter&);
 
 }  // namespace kb

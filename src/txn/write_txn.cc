@@ -267,15 +267,28 @@ void write_txn::impl::zero(std::uint64_t off, std::uint64_t len) {
   }
 }
 
+template <class T>
+static void clear_modest(std::vector<T>& v) noexcept {
+  if (v.capacity() * sizeof(T) > (std::size_t{16} << 20) && v.size() * 8 < v.capacity())
+    std::vector<T>().swap(v);
+  else
+    v.clear();
+}
+
+void txn_lists::clear() noexcept {
+  clear_modest(fresh);
+  clear_modest(fresh_zero);
+  clear_modest(direct);
+  clear_modest(copies);
+  clear_modest(extent_buf);
+  captured.clear();
+}
+
 void write_txn::impl::release() noexcept {
   s.page_pool.reset();
   pages.clear();
   dirty_list.clear();
-  fresh.clear();
-  fresh_zero.clear();
-  direct.clear();
-  copies.clear();
-  captured.clear();
+  s.txn_lists_kept.clear();
   pin_lo = pin_hi = 0;
   clean_src_page = UINT64_MAX;
   unpublished_copies = 0;
