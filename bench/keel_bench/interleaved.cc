@@ -63,9 +63,6 @@ void run_interleaved(const config& c, reporter& rep) {
   for (const auto& s : all_systems()) std::filesystem::remove_all(c.dir + "/interleaved-" + s.name);
 }
 
-}  // namespace kb
-
-namespace kb {
 
 // fill-interleaved: every round gives each wanted system with a fill one
 // fresh store of --num random keys (fill_once: the largest --txn, the first
@@ -73,8 +70,9 @@ namespace kb {
 // run moves all systems alike instead of whichever filled then. The write-
 // back of the previous fill is flushed first (its files are gone, but the
 // kernel may still be writing them), and round r starts with the r-th
-// system. Reported as read-interleaved is: each system's median round, and
-// ratios as medians of per-round ratios (reporter.cc). docs/BENCH.md.
+// system. Reported as read-interleaved's passes are: each system's median
+// round, and ratios as medians of per-round ratios (reporter.cc).
+// docs/BENCH.md.
 void run_fill_interleaved(const config& c, reporter& rep) {
   std::vector<const system_entry*> sys;
   for (const auto& s : all_systems())

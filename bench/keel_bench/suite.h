@@ -927,7 +927,7 @@ fill_outcome fill_once(const config& c, const std::string& dir) {
   if (db.size() != c.num) ++bad;
   db.read_begin();
   for (std::uint64_t j = 0; j < 1000; ++j) {
-    const std::uint64_t k = rkey(j * (c.num / 1000));
+    const std::uint64_t k = rkey(j * c.num / 1000);  // spread over the whole fill
     const std::uint64_t want = c.inject_mismatch && j == 0 ? k + 1 : k;  // self-test: the check must catch this
     if (!db.get(k, v) || val_key(v.b) != want) ++bad;
   }
