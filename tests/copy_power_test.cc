@@ -135,7 +135,28 @@ struct copy_rig {
     });
     db->checkpoint();
   }
+  // A power cut that wrote back nothing of the data file since the
+  // checkpoint (replay alone must rebuild every byte written since), the
+  // store closed and its image checked.
+  void cut() {
+    sys.power_cut(path, dir.path("cut.keel"), {cut_policy::none, false, cut_policy::no_tail}, rng);
+    db->close();
+    CHECK(clean_but_unlinked(keel::check(dir.path("cut.keel"))));
+  }
+  // The cut image reopened over `after` (which must outlive it): recovery
+  // replayed at least one record.
+  std::unique_ptr<keel::store> reopened(sim_os& after) {
+    auto back = reopen(dir.path("cut.keel"), keel::durability::sync, after);
+    CHECK(back->info().recovered_records >= 1);
+    return back;
+  }
 };
+
+// n bytes at off as the store's readers see them.
+std::string at(keel::store& s, u64 off, std::size_t n) {
+  return s.read([&](const keel::read_view& v) { return std::string(reinterpret_cast<const char*>(v.bytes(off, n)), n); });
+}
+std::string bytes(const void* p, std::size_t n) { return std::string(static_cast<const char*>(p), n); }
 
 }  // namespace
 
@@ -251,11 +272,8 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
     CHECK(read_u64(s, dst + 1024) == read_u64(s, src + 32768));
   };
   expect(*db);
-  // Nothing of the data file written back since the checkpoint: the copies
-  // are rebuilt from the log and the source alone.
-  sys.power_cut(path, dir.path("cut.keel"), {cut_policy::none, false, cut_policy::no_tail}, rng);
-  db->close();
-  CHECK(clean_but_unlinked(keel::check(dir.path("cut.keel"))));
+  // The copies are rebuilt from the log and the source alone.
+  rig.cut();
 
   // The same image with a copy's source moved outside the store (both
   // checksums resealed): corruption for keel check and for recovery.
@@ -296,8 +314,7 @@ TEST_CASE("power loss: copies replay from the pinned source, in order; a direct 
   }
 
   sim_os after;
-  auto back = reopen(dir.path("cut.keel"), keel::durability::sync, after);
-  CHECK(back->info().recovered_records >= 1);
+  auto back = rig.reopened(after);
   expect(*back);
 }
 
@@ -333,12 +350,6 @@ TEST_CASE("power loss: bytes given to write_unpublished replay as given, in the 
     std::memcpy(tx.mut_bytes(dst + 520, 8), &x, 8);
     tx.write_unpublished(dst + 640, &ka, 8, va, 32);
   });
-  auto at = [&](keel::store& s, u64 off, std::size_t n) {
-    return s.read([&](const keel::read_view& v) {
-      return std::string(reinterpret_cast<const char*>(v.bytes(off, n)), n);
-    });
-  };
-  auto bytes = [](const void* p, std::size_t n) { return std::string(static_cast<const char*>(p), n); };
   const std::string a = bytes(&ka, 8) + bytes(va, 32), b = bytes(&kb, 8) + bytes(vb, 32);
   auto expect = [&](keel::store& s) {
     CHECK(at(s, dst, 40) == b);
@@ -357,15 +368,9 @@ TEST_CASE("power loss: bytes given to write_unpublished replay as given, in the 
     for (const keel::redo::range& g : r.ranges)
       as_given |= g.off == dst + 8 && g.len == 40 && g.data != nullptr && bytes(g.data, 40) == a;
   CHECK(as_given);
-  // Nothing of the data file written back since the checkpoint: replay
-  // alone rebuilds every byte.
-  sys.power_cut(path, dir.path("cut.keel"), {cut_policy::none, false, cut_policy::no_tail}, rng);
-  db->close();
-  CHECK(clean_but_unlinked(keel::check(dir.path("cut.keel"))));
+  rig.cut();
   sim_os after;
-  auto back = reopen(dir.path("cut.keel"), keel::durability::sync, after);
-  CHECK(back->info().recovered_records >= 1);
-  expect(*back);
+  expect(*rig.reopened(after));
 }
 
 TEST_CASE("a write_unpublished whose span cannot be recorded throws and leaves no trace; the transaction goes on") {
@@ -378,12 +383,6 @@ TEST_CASE("a write_unpublished whose span cannot be recorded throws and leaves n
     v2[i] = static_cast<std::byte>(0x40 + i);
     v3[i] = static_cast<std::byte>(0x70 + i);
   }
-  auto at = [&](keel::store& s, u64 off, std::size_t n) {
-    return s.read([&](const keel::read_view& v) {
-      return std::string(reinterpret_cast<const char*>(v.bytes(off, n)), n);
-    });
-  };
-  auto bytes = [](const void* p, std::size_t n) { return std::string(static_cast<const char*>(p), n); };
   db->write([&](keel::write_txn& tx) {
     // The first write sizes the captured bytes' buffer and the span list
     // (one span); the second needs the list to grow, and that allocation
@@ -409,14 +408,10 @@ TEST_CASE("a write_unpublished whose span cannot be recorded throws and leaves n
     CHECK(at(s, dst + 128, 40) == three);
   };
   expect(*db);
-  // Replay alone (nothing of the data file written back) gives the same.
-  sys.power_cut(path, dir.path("cut.keel"), {cut_policy::none, false, cut_policy::no_tail}, rng);
-  db->close();
-  CHECK(clean_but_unlinked(keel::check(dir.path("cut.keel"))));
+  // Replay alone gives the same.
+  rig.cut();
   sim_os after;
-  auto back = reopen(dir.path("cut.keel"), keel::durability::sync, after);
-  CHECK(back->info().recovered_records >= 1);
-  expect(*back);
+  expect(*rig.reopened(after));
 }
 
 TEST_CASE("power loss: a resize logs its moves as copies, and the old table's space is not reused before a checkpoint") {
