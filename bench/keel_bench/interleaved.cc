@@ -13,6 +13,25 @@
 
 namespace kb {
 
+namespace {
+
+// An interleaved result's figures from its per-round ns: the median round
+// as ns_per_op, and every round as round_k (which time_ratio pairs between
+// systems). Returns the rounds as text, for the note.
+std::string take_rounds(result& r, const std::vector<double>& ns) {
+  std::vector<double> sorted = ns;
+  std::sort(sorted.begin(), sorted.end());
+  r.ns_per_op = sorted[sorted.size() / 2];
+  std::string rounds;
+  for (std::size_t k = 0; k < ns.size(); ++k) {
+    r.extra[fmt::format("round_{}", k)] = ns[k];
+    rounds += fmt::format("{}{:.0f}", k ? " " : "", ns[k]);
+  }
+  return rounds;
+}
+
+}  // namespace
+
 void run_interleaved(const config& c, reporter& rep) {
   std::vector<std::pair<std::string, std::unique_ptr<live_reads>>> live;
   for (const auto& s : all_systems()) {
@@ -45,16 +64,9 @@ void run_interleaved(const config& c, reporter& rep) {
     r.system = live[i].first;
     r.ops = q.size() * std::uint64_t(c.interleave_rounds);
     r.secs = secs[i];
-    std::vector<double> sorted = ns[i];
-    std::sort(sorted.begin(), sorted.end());
-    r.ns_per_op = sorted[sorted.size() / 2];
+    const std::string rounds = take_rounds(r, ns[i]);
     r.mb_per_s = double(q.size()) * double(8 + c.value_size) / (r.ns_per_op * double(q.size()) / 1e9) / 1e6;
     r.mismatches = bad[i];
-    std::string rounds;
-    for (std::size_t k = 0; k < ns[i].size(); ++k) {
-      r.extra[fmt::format("round_{}", k)] = ns[i][k];
-      rounds += fmt::format("{}{:.0f}", k ? " " : "", ns[i][k]);
-    }
     r.note = fmt::format("median of {} rounds, ns per pass: {}; each round one pass of {} lookups per system, round r from the r-th of: {}",
                          c.interleave_rounds, rounds, q.size(), order);
     rep.add(std::move(r));
@@ -104,16 +116,9 @@ void run_fill_interleaved(const config& c, reporter& rep) {
     r.variant = txn[i] ? variant(c.fill_txn(), m) : "";
     r.ops = c.num * std::uint64_t(c.fill_rounds);
     r.secs = secs[i];
-    std::vector<double> sorted = ns[i];
-    std::sort(sorted.begin(), sorted.end());
-    r.ns_per_op = sorted[sorted.size() / 2];
+    const std::string rounds = take_rounds(r, ns[i]);
     r.mb_per_s = double(8 + c.value_size) / r.ns_per_op * 1e3;
     r.mismatches = bad[i];
-    std::string rounds;
-    for (std::size_t k = 0; k < ns[i].size(); ++k) {
-      r.extra[fmt::format("round_{}", k)] = ns[i][k];
-      rounds += fmt::format("{}{:.0f}", k ? " " : "", ns[i][k]);
-    }
     r.note = fmt::format("median of {} rounds, ns per insert: {}; each round one fresh fill of {} keys per system, round r "
                          "from the r-th of: {}",
                          c.fill_rounds, rounds, c.num, order);
