@@ -72,7 +72,8 @@ inline std::uint64_t line_mask(std::uint64_t lo, std::uint64_t hi) noexcept {
 // (write_txn::impl says what each holds). The store keeps them between
 // transactions so that their capacity is reused: a transaction of 10,000
 // hash inserts fills about 400 KiB of captured bytes and 240 KiB of spans,
-// which grown from nothing each time would cost a few hundred page faults.
+// which grown from nothing each time would be reallocated, copied and
+// faulted in again in every transaction.
 struct txn_extent {
   std::uint64_t lo, hi;
 };
