@@ -105,17 +105,20 @@ bool same_superblocks(os& sys, int fd, const std::string& path, const fmt::super
 void check_control(context& c, const fmt::control_page& ctrl, const fmt::superblock& sb, bool writer, os& sys) {
   const auto boot = sys.boot_id();
   const std::uint64_t at = fmt::kControlOffset;
+  // What a stale page means for the next writer (DURABILITY.md, "Recovery").
+  const std::string next =
+      ": a writable open runs a full recovery if anything lies past the checkpoint, else its first write takes the "
+      "page over";
   if (std::memcmp(ctrl.magic, fmt::kControlMagic, 8) != 0)
-    c.note("control page", at, "not initialized (volatile page): the next writable open runs a full recovery");
+    c.note("control page", at, "not initialized (volatile page)" + next);
   else if (ctrl.file_id != sb.file_id)
-    c.note("control page", at + offsetof(fmt::control_page, file_id),
-           "carries another file id (a copied store?): the next writable open runs a full recovery");
+    c.note("control page", at + offsetof(fmt::control_page, file_id), "carries another file id (a copied store?)" + next);
   else if (std::memcmp(ctrl.boot_id, boot.data(), 16) != 0)
-    c.note("control page", at + offsetof(fmt::control_page, boot_id),
-           "written before the last restart: the next writable open runs a full recovery");
+    c.note("control page", at + offsetof(fmt::control_page, boot_id), "written before the last restart" + next);
   if (writer)
     c.note("control page", at + offsetof(fmt::control_page, writer_pid),
-           "a writer (pid " + num(ctrl.writer_pid) + ") holds the writer lock");
+           "a writer holds the writer lock; the page names pid " + num(ctrl.writer_pid) +
+               ", the last writer that took it over (one that has not written since its open has not)");
   else if ((ctrl.seqlock & 1) != 0)
     c.note("control page", at + offsetof(fmt::control_page, seqlock),
            "the seqlock is odd: a commit was being applied when its writer died; the next writable open replays it");

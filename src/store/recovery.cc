@@ -79,8 +79,27 @@ void store::impl::recover() {
     return;
   }
 
-  const fmt::control_page* c = ctrl();
   const std::uint64_t L = sb.checkpoint_lsn;
+  ckpt_cursor = sb.cursor;
+  // ---- nothing past the checkpoint: a log and journal of a header each
+  // (what every checkpoint leaves) and no half-applied commit. Whatever the
+  // boot, the data is the checkpoint's, so nothing is read or written here;
+  // the control page is taken over by the first write transaction or
+  // checkpoint (ensure_control), which keeps a read-only restart free of the
+  // boot id read and of a write fault on the data file.
+  {
+    const std::int64_t ll = sys->file_size(log_fd), jl = sys->file_size(jrn_fd);
+    if (ll < 0) io::fail(log_path, "fstat", static_cast<int>(ll));
+    if (jl < 0) io::fail(jrn_path, "fstat", static_cast<int>(jl));
+    if (ll == static_cast<std::int64_t>(kHeader) && jl == static_cast<std::int64_t>(kHeader) &&
+        (seq().load() & 1) == 0) {
+      last_lsn = L;
+      log_end = jrn_end = kHeader;
+      defer_control = true;
+      return;
+    }
+  }
+  const fmt::control_page* c = ctrl();
   // After the last record of a log written in this boot: the zero reserve
   // (FORMAT.md), not a torn record. A killed writer's pwrite leaves a prefix
   // of its record, header first, so a zero header means nothing of a next
@@ -89,7 +108,6 @@ void store::impl::recover() {
     return len - end >= sizeof(fmt::record_header) &&
            side::zero_from(*sys, log_fd, log_path, end, end + sizeof(fmt::record_header));
   };
-  ckpt_cursor = sb.cursor;
   // Records may write past the file's end: growth is not synced, so after a
   // power cut the file can be back at the size of its last sync (a
   // checkpoint's at least). Extend it first, as the writer did; records are
@@ -193,6 +211,10 @@ void store::impl::recover() {
   seq_exit();
 }
 
+void store::impl::ensure_control() {
+  if (!control_ready) init_control();
+}
+
 void store::impl::init_control() {
   fmt::control_page* c = ctrl();
   c->file_id = sb.file_id;
@@ -205,6 +227,10 @@ void store::impl::init_control() {
   std::atomic_thread_fence(std::memory_order_release);
   const auto boot = sys->boot_id();
   std::memcpy(c->boot_id, boot.data(), 16);  // last: readers trust the page once it matches
+  control_ready = true;
+}
+
+void store::impl::init_log_state() {
   log_written.store(log_end);
   log_synced.store(log_end);
   const std::int64_t ll = sys->file_size(log_fd);

@@ -355,8 +355,7 @@ bool store::impl::check_meta() {
     throw error(errc::corrupt, path,
                 "meta page records " + std::to_string(m->commits) + " commits but the log ends at LSN " +
                     std::to_string(last_lsn));
-  last_lsn = m->commits;
-  ctrl()->applied_lsn = last_lsn;
+  last_lsn = m->commits;  // the control page takes it from init_control
   return true;
 }
 
@@ -374,9 +373,11 @@ std::unique_ptr<store> store::open(const std::string& path, const options& opts)
   p->recover();
   const bool superblock_behind = p->check_meta();
   if (p->writable) {
-    p->init_control();
+    if (!p->defer_control) p->init_control();
+    p->init_log_state();
     if (superblock_behind) {
       std::lock_guard<std::mutex> g(p->write_mu);
+      p->ensure_control();
       p->recovery = 2;
       p->checkpoint_locked(false);  // both slots describe the data again
     }
@@ -408,6 +409,7 @@ void store::close() {
   if (s.writable && !s.poisoned.load()) {
     std::lock_guard<std::mutex> g(s.write_mu);
     try {
+      s.ensure_control();
       s.checkpoint_locked(true);
     } catch (...) {
       failure = std::current_exception();
@@ -438,6 +440,7 @@ write_txn store::begin_write() {
   if (!s.writable) throw error(errc::read_only, s.path, "store was opened read-only");
   std::unique_lock<std::mutex> lk(s.write_mu);
   s.check_usable();
+  s.ensure_control();
   return write_txn(std::make_unique<write_txn::impl>(s, std::move(lk)));
 }
 
@@ -445,6 +448,7 @@ void store::checkpoint() {
   impl& s = *p_;
   std::lock_guard<std::mutex> g(s.write_mu);
   s.check_usable();
+  s.ensure_control();
   s.checkpoint_locked(false);
 }
 

@@ -151,6 +151,8 @@ struct store::impl {
 
   // ---- what the open did ----
   int recovery = 0;
+  bool defer_control = false;  // clean open: the control page is left as found (ensure_control)
+  bool control_ready = false;  // init_control ran on this handle
   std::uint64_t recovered_records = 0, restored_pages = 0;
 
   impl() = default;
@@ -199,7 +201,19 @@ struct store::impl {
   bool check_meta();
   bool control_valid() const;
   bool quiescent();  // nothing in log or journal past the checkpoint
+  // Takes the control page over for this writer (file id, applied LSN and
+  // log position, checkpoint LSN, pid, then the boot id). A writable open
+  // does it at once unless recovery found nothing past the checkpoint
+  // (defer_control); then ensure_control does it once, called before a
+  // write transaction begins and before a checkpoint that is not part of
+  // recovery (store::checkpoint, close, open's adoption of a newer meta
+  // page). Recovery's own checkpoint runs before the page is taken: the
+  // page must not be valid for this boot before the recovered state is
+  // whole in the mapping.
   void init_control();
+  void ensure_control();
+  // The log's write, sync and reserved positions from log_end (open).
+  void init_log_state();
 };
 
 struct write_txn::impl {

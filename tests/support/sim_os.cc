@@ -48,7 +48,13 @@ void sim_os::new_boot() {
 
 std::array<std::uint8_t, 16> sim_os::boot_id() {
   std::lock_guard g(mu_);
+  ++boot_id_reads_;
   return boot_;
+}
+
+int sim_os::boot_id_reads() const {
+  std::lock_guard g(mu_);
+  return boot_id_reads_;
 }
 
 int sim_os::before(op which, const std::string& path, bool hooked) {

@@ -61,6 +61,7 @@ class sim_os final : public keel::os {
   std::size_t dirty_pages(const std::string& path) const;
 
   void new_boot();  // the next boot_id() differs
+  int boot_id_reads() const;  // boot_id() calls so far
 
   // populate_write or populate_read calls on an address inside no live
   // mapping (a prefaulter still running after its store unmapped): they
@@ -128,6 +129,7 @@ class sim_os final : public keel::os {
   std::map<std::string, std::string> durable_;  // path -> bytes as of the last sync
   std::vector<mapping> maps_;
   std::array<std::uint8_t, 16> boot_;
+  int boot_id_reads_ = 0;
   int stray_populates_ = 0;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_, read_aheads_;
   int populate(op which, void* addr, std::size_t len);
