@@ -37,6 +37,14 @@ bool store::impl::control_valid() const {
          std::memcmp(c->boot_id, boot.data(), 16) == 0;
 }
 
+bool store::impl::nothing_past_checkpoint() {
+  constexpr std::int64_t kHeader = sizeof(fmt::file_header);
+  const std::int64_t ll = sys->file_size(log_fd), jl = sys->file_size(jrn_fd);
+  if (ll < 0) io::fail(log_path, "fstat", static_cast<int>(ll));
+  if (jl < 0) io::fail(jrn_path, "fstat", static_cast<int>(jl));
+  return ll == kHeader && jl == kHeader && (seq().load() & 1) == 0;
+}
+
 bool store::impl::quiescent() {
   constexpr std::uint64_t kHeader = sizeof(fmt::file_header);
   auto lr = redo::scan(*sys, log_fd, log_path, kHeader, std::nullopt, sb.checkpoint_lsn, sb.max_size,
@@ -70,9 +78,11 @@ void store::impl::recover() {
     if (!why.empty()) throw error(errc::corrupt, *p, why);
   }
 
+  const bool clean = nothing_past_checkpoint();
   if (!writable) {
-    // Readers cannot repair: they need a valid control page of this boot, or
-    // a store with nothing to recover.
+    // Readers cannot repair: they need a store with nothing to recover (told
+    // first, from the sizes alone), or a valid control page of this boot.
+    if (clean) return;
     if (!control_valid() && !(quiescent() && (seq().load() & 1) == 0))
       throw error(errc::needs_recovery, path,
                   "the store was not closed cleanly before a restart; open it once for writing to recover");
@@ -85,19 +95,13 @@ void store::impl::recover() {
   // (what every checkpoint leaves) and no half-applied commit. Whatever the
   // boot, the data is the checkpoint's, so nothing is read or written here;
   // the control page is taken over by the first write transaction or
-  // checkpoint (ensure_control), which keeps a read-only restart free of the
-  // boot id read and of a write fault on the data file.
-  {
-    const std::int64_t ll = sys->file_size(log_fd), jl = sys->file_size(jrn_fd);
-    if (ll < 0) io::fail(log_path, "fstat", static_cast<int>(ll));
-    if (jl < 0) io::fail(jrn_path, "fstat", static_cast<int>(jl));
-    if (ll == static_cast<std::int64_t>(kHeader) && jl == static_cast<std::int64_t>(kHeader) &&
-        (seq().load() & 1) == 0) {
-      last_lsn = L;
-      log_end = jrn_end = kHeader;
-      defer_control = true;
-      return;
-    }
+  // checkpoint (ensure_control), which keeps a restart that only reads free
+  // of the boot id read and of a write fault on the data file.
+  if (clean) {
+    last_lsn = L;
+    log_end = jrn_end = kHeader;
+    defer_control = true;
+    return;
   }
   const fmt::control_page* c = ctrl();
   // After the last record of a log written in this boot: the zero reserve

@@ -201,6 +201,11 @@ struct store::impl {
   bool check_meta();
   bool control_valid() const;
   bool quiescent();  // nothing in log or journal past the checkpoint
+  // The cheap case of it, from the sizes alone: log and journal a header
+  // each (what every checkpoint leaves) and an even seqlock (no commit or
+  // recovery died half-applied). Then the data is the checkpoint's,
+  // whatever the boot.
+  bool nothing_past_checkpoint();
   // Takes the control page over for this writer (file id, applied LSN and
   // log position, checkpoint LSN, pid, then the boot id). A writable open
   // does it at once unless recovery found nothing past the checkpoint
