@@ -19,32 +19,12 @@
 #include "support/stores.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
+#include "support/value_store.h"
 
 using namespace keel;
 using namespace keel_test;
 
 namespace {
-
-void put64(write_txn& tx, u64 off, u64 v) { tx.put(ref<u64>{off}, v); }
-
-u64 read_u64(const store& s, u64 off) {
-  return s.read([&](const read_view& v) { return v.get(ref<u64>{off}); });
-}
-
-// A store holding one u64 `value` in a block under the raw root "v", closed
-// cleanly. Returns the block's offset.
-u64 make_value_store(const std::string& path, u64 value) {
-  auto s = store::open(path, small_opts());
-  const u64 off = s->write([&](write_txn& tx) {
-    const u64 b = tx.alloc(sizeof(u64));
-    put64(tx, b, value);
-    tx.open_root("v", kind::raw, type_desc::none(), type_desc::of<u64>());
-    tx.set_root("v", b);
-    return b;
-  });
-  s->close();
-  return off;
-}
 
 // The control page as the data file holds it now (through the page cache,
 // so what every mapping shows).

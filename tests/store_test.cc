@@ -22,18 +22,13 @@
 #include "file/format.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
+#include "support/value_store.h"
 
 using namespace keel;
 namespace fs = std::filesystem;
 using namespace keel_test;
 
 namespace {
-
-void put64(write_txn& tx, u64 off, u64 v) { tx.put(ref<u64>{off}, v); }
-
-u64 read_u64(const store& s, u64 off) {
-  return s.read([&](const read_view& v) { return v.get(ref<u64>{off}); });
-}
 
 std::optional<catalog_entry> read_find(const store& s, const std::string& name) {
   return s.read([&](const read_view& v) { return v.find(name); });
@@ -43,20 +38,6 @@ std::vector<unsigned char> pattern(std::size_t n, unsigned seed) {
   std::vector<unsigned char> v(n);
   for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<unsigned char>((i * 131 + seed * 7 + (i >> 9)) & 0xff);
   return v;
-}
-
-// Creates a store holding one u64 `value` in a block named by the raw root "v".
-u64 make_value_store(const std::string& path, u64 value, const options& o = small_opts()) {
-  auto s = store::open(path, o);
-  const u64 off = s->write([&](write_txn& tx) {
-    const u64 b = tx.alloc(sizeof(u64));
-    put64(tx, b, value);
-    tx.open_root("v", kind::raw, type_desc::none(), type_desc::of<u64>());
-    tx.set_root("v", b);
-    return b;
-  });
-  s->close();
-  return off;
 }
 
 }  // namespace
