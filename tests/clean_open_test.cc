@@ -86,21 +86,51 @@ TEST_CASE("an open of a clean store writes nothing and reads no boot id until th
   CHECK(read_u64(*again, off) == 44);
 }
 
-TEST_CASE("a checkpoint before any write takes the control page over too") {
+TEST_CASE("a checkpoint, a close or an adopted meta page before any write takes the control page over") {
   temp_dir d;
   const std::string path = d.path("s.keel");
   const u64 off = make_value_store(path, 5);
   sim_os sys;
   sys.new_boot();
-  auto w = store::open(path, with_os(small_opts(), sys));
-  CHECK(sys.boot_id_reads() == 0);
-  w->checkpoint();
-  CHECK(sys.boot_id_reads() == 1);
-  const fmt::control_page c = control_of(path);
-  const auto boot = sys.boot_id();
-  CHECK(std::memcmp(c.boot_id, boot.data(), 16) == 0);
-  CHECK(c.checkpoint_lsn == w->info().checkpoint_lsn);
-  CHECK(read_u64(*w, off) == 5);
+  // The page carries this boot's id and the checkpoint LSN the handle
+  // reached; exactly one boot id read took it over.
+  auto taken_over = [&](u64 checkpoint_lsn) {
+    CHECK(sys.boot_id_reads() == 1);
+    const fmt::control_page c = control_of(path);
+    const auto boot = sys.boot_id();
+    CHECK(std::memcmp(c.boot_id, boot.data(), 16) == 0);
+    CHECK(c.checkpoint_lsn == checkpoint_lsn);
+  };
+  SUBCASE("store::checkpoint") {
+    auto w = store::open(path, with_os(small_opts(), sys));
+    CHECK(sys.boot_id_reads() == 0);
+    w->checkpoint();
+    taken_over(w->info().checkpoint_lsn);
+    CHECK(read_u64(*w, off) == 5);
+  }
+  SUBCASE("close") {
+    auto w = store::open(path, with_os(small_opts(), sys));
+    CHECK(sys.boot_id_reads() == 0);
+    w->close();
+    taken_over(1);
+  }
+  SUBCASE("open adopting a meta page newer than its superblock") {
+    // The newest superblock (checkpoint LSN 1) destroyed: open falls back to
+    // the creation's (LSN 0) with an empty log, finds the meta page at 1 and
+    // checkpoints at once (DURABILITY.md, "Recovery").
+    store_files f = read_store(path);
+    fmt::superblock s0, s1;
+    std::memcpy(&s0, f.data.data(), sizeof s0);
+    std::memcpy(&s1, f.data.data() + fmt::kPage, sizeof s1);
+    const std::size_t newest = s0.sequence > s1.sequence ? 0 : fmt::kPage;
+    REQUIRE((newest == 0 ? s0 : s1).checkpoint_lsn == 1);
+    f.data[newest + 100] = static_cast<char>(f.data[newest + 100] ^ 0x5a);
+    write_store(path, f);
+    auto w = store::open(path, with_os(small_opts(), sys));
+    CHECK(w->info().recovery == 2);
+    taken_over(1);
+    CHECK(read_u64(*w, off) == 5);
+  }
 }
 
 TEST_CASE("a writer killed before its first write leaves the files as it found them") {
