@@ -1,0 +1,528 @@
+// keel-growth-model: how a hash table of Keel's shape grows, measured
+// without the transaction machinery (docs/PERFORMANCE.md, "Growth that
+// moves half: a model").
+//
+// Three growth strategies fill the same random u64 keys (32-byte values)
+// into a table laid out as keel::hash_map lays out its own: 16-slot groups
+// of control bytes (empty 0x00, deleted 0x01, full 0x80 | 7 hash bits),
+// 40-byte slots packed into 4 KiB pages, a preferred slot per key, probing
+// group by group, a 7/8 load limit. The table lives in a shared mapping of
+// a file in --dir (MADV_RANDOM, grown with fallocate), as a store's arena
+// does, so fresh pages cost what they cost Keel. What is left out: the
+// transaction (page copies, the redo log, commit), which a real move pays
+// on top.
+//
+//   two-table    Keel today: a doubling allocates a new table of twice the
+//                groups (home group from the high hash bits) and every
+//                insert moves 4 old groups into it; lookups try both.
+//   split        linear hashing: home group from the low hash bits, the
+//                new half appended as a segment, and every insert splits
+//                4 home groups g into g and g + N in place: only the keys
+//                whose next bit is set move. Vacated slots of a group that
+//                had no empty slot become tombstones (probes pass through
+//                it), and they pile up.
+//   split-clean  split, and the split of home g also re-places every key
+//                whose probe passes through group g (keys of g that had
+//                overflowed, keys of earlier homes beyond g), so that
+//                group g ends with no tombstone and empty slots wherever
+//                it has room.
+//
+// Each round fills one fresh table per strategy, in turn (round r starts
+// with the r-th), then times random gets of present keys and checks that
+// every key is found. Exit status 1 when a check fails; --drop_one=1 has
+// split-clean lose one key in its first split, to show that it does.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include <algorithm>
+#include <bit>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace {
+
+using u64 = std::uint64_t;
+using u8 = std::uint8_t;
+constexpr u64 kPage = 4096, kGroup = 16, kSlot = 40, kSpp = kPage / kSlot;
+constexpr u8 kEmpty = 0x00, kDeleted = 0x01;
+constexpr u64 kSeed = 0x6b65656c2d67726full;
+constexpr int kStepGroups = 4;  // groups moved or split per insert, as keel::hash_map does
+bool g_drop_one = false;        // --drop_one=1: the check must catch a key a split loses
+
+struct value {
+  unsigned char b[32];
+};
+
+// A file of fresh space handed out front to back, as the arena's bump cursor does.
+class arena {
+ public:
+  explicit arena(const std::string& path) : path_(path) {
+    ::unlink(path.c_str());
+    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+    if (fd_ < 0) fail("open");
+    void* p = ::mmap(nullptr, kCap, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd_, 0);
+    if (p == MAP_FAILED) fail("mmap");
+    base_ = static_cast<std::byte*>(p);
+    ::madvise(base_, kCap, MADV_RANDOM);
+  }
+  ~arena() {
+    ::munmap(base_, kCap);
+    ::close(fd_);
+    ::unlink(path_.c_str());
+  }
+  arena(const arena&) = delete;
+  arena& operator=(const arena&) = delete;
+  u64 alloc(u64 n) {
+    const u64 at = (cursor_ + kPage - 1) & ~(kPage - 1);
+    cursor_ = at + n;
+    if (cursor_ > size_) {  // the store's growth step: half the size, 1 MiB to 1 GiB
+      const u64 step = std::clamp<u64>(size_ / 2, u64{1} << 20, u64{1} << 30);
+      const u64 to = (std::max(cursor_, size_ + step) + kPage - 1) & ~(kPage - 1);
+      if (to > kCap || ::fallocate(fd_, 0, static_cast<off_t>(size_), static_cast<off_t>(to - size_)) != 0)
+        fail("fallocate");
+      size_ = to;
+    }
+    return at;
+  }
+  std::byte* at(u64 off) const { return base_ + off; }
+  u64 used() const { return cursor_; }
+
+ private:
+  static constexpr u64 kCap = u64{64} << 30;
+  [[noreturn]] void fail(const char* what) {
+    std::perror(what);
+    std::exit(2);
+  }
+  std::string path_;
+  int fd_ = -1;
+  std::byte* base_ = nullptr;
+  u64 size_ = 0, cursor_ = kPage;
+};
+
+u64 hash_of(u64 k) { return XXH3_64bits_withSeed(&k, 8, kSeed); }
+u8 tag_of(u64 h) { return static_cast<u8>(0x80 | (h & 0x7f)); }
+unsigned preferred(u64 h) { return static_cast<unsigned>((h >> 7) & 15); }
+u64 low_home(u64 h, u64 groups) { return (h >> 11) & (groups - 1); }  // bits above the tag and the preferred slot
+u64 high_home(u64 h, u64 groups) { return (h >> 1) >> (63 - std::countr_zero(groups)); }  // keel's home_group
+
+std::uint32_t match(const u8* c, u8 t) {
+#if defined(__SSE2__)
+  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(c));
+  return static_cast<std::uint32_t>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(t)))));
+#else
+  std::uint32_t m = 0;
+  for (unsigned i = 0; i < kGroup; ++i) m |= (c[i] == t ? 1u : 0u) << i;
+  return m;
+#endif
+}
+std::uint32_t match_free(const u8* c) {  // empty or deleted
+  std::uint32_t m = 0;
+  for (unsigned i = 0; i < kGroup; ++i) m |= ((c[i] & 0x80) ? 0u : 1u) << i;
+  return m;
+}
+std::uint32_t match_full(const u8* c) { return ~match_free(c) & 0xffff; }
+bool has_empty(const u8* c) { return match(c, kEmpty) != 0; }
+u64 slot_bytes(u64 groups) { return (groups * kGroup + kSpp - 1) / kSpp * kPage; }
+u64 slot_off(u64 slots, u64 idx) { return slots + idx / kSpp * kPage + idx % kSpp * kSlot; }
+
+struct stats {
+  u64 moves = 0, tombstones_made = 0;
+};
+
+// Puts (k, v) into the group at ctrl c whose slot i is at slot(i); false when the group is full.
+template <class Slot>
+bool put_in_group(u8* c, Slot slot, u64 k, const value& v, u64 h, u64& used) {
+  const std::uint32_t free = match_free(c);
+  if (free == 0) return false;
+  const unsigned p = preferred(h);
+  const unsigned i = (free >> p) & 1 ? p : static_cast<unsigned>(std::countr_zero(free));
+  if (c[i] == kEmpty) ++used;
+  c[i] = tag_of(h);
+  std::byte* d = slot(i);
+  std::memcpy(d, &k, 8);
+  std::memcpy(d + 8, &v, sizeof v);
+  return true;
+}
+
+// ---- two-table: Keel's current growth
+class two_table {
+ public:
+  explicit two_table(arena& a) : a_(a) { cur_ = make(1); }
+  static constexpr const char* name = "two-table";
+  bool contains(u64 k, u64 h) { return find(cur_, k, h, 0) || (old_.groups != 0 && find(old_, k, h, migrate_)); }
+  void insert(u64 k, const value& v) {
+    if (old_.groups != 0) move(kStepGroups);
+    const u64 h = hash_of(k);
+    const u64 g = high_home(h, cur_.groups);
+    __builtin_prefetch(ctrl(cur_, g));
+    __builtin_prefetch(slot(cur_, g * kGroup + preferred(h)));
+    if (contains(k, h)) return;
+    if ((cur_.used + 1) * 8 > cur_.groups * kGroup * 7) {
+      move(UINT64_MAX);
+      old_ = cur_;
+      cur_ = make(old_.groups * 2);
+      migrate_ = 0;
+    }
+    place(cur_, k, v, h);
+    ++size_;
+  }
+  u64 size() const { return size_; }
+  u64 groups() const { return cur_.groups; }
+  u64 max_probe() const { return cur_.max_probe; }
+  u64 tombstones() const { return 0; }  // inserts only: a fresh table has none
+  const stats& st() const { return st_; }
+
+ private:
+  struct table {
+    u64 ctrl = 0, slots = 0, groups = 0, used = 0, max_probe = 0;
+  };
+  table make(u64 groups) {
+    table t;
+    t.groups = groups;
+    t.ctrl = a_.alloc(groups * kGroup);
+    t.slots = a_.alloc(slot_bytes(groups));
+    std::memset(a_.at(t.ctrl), 0, groups * kGroup);
+    return t;
+  }
+  u8* ctrl(const table& t, u64 g) { return reinterpret_cast<u8*>(a_.at(t.ctrl + g * kGroup)); }
+  std::byte* slot(const table& t, u64 idx) { return a_.at(slot_off(t.slots, idx)); }
+  bool find(const table& t, u64 k, u64 h, u64 dead_below) {
+    const u64 home = high_home(h, t.groups);
+    for (u64 p = 0; p <= t.max_probe; ++p) {
+      const u64 g = (home + p) & (t.groups - 1);
+      const u8* c = ctrl(t, g);
+      if (g >= dead_below)
+        for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
+          u64 kk;
+          std::memcpy(&kk, slot(t, g * kGroup + static_cast<u64>(std::countr_zero(m))), 8);
+          if (kk == k) return true;
+        }
+      if (has_empty(c)) return false;
+    }
+    return false;
+  }
+  void place(table& t, u64 k, const value& v, u64 h) {
+    const u64 home = high_home(h, t.groups);
+    for (u64 p = 0;; ++p) {
+      const u64 g = (home + p) & (t.groups - 1);
+      if (put_in_group(ctrl(t, g), [&](unsigned i) { return slot(t, g * kGroup + i); }, k, v, h, t.used)) {
+        t.max_probe = std::max(t.max_probe, p);
+        return;
+      }
+    }
+  }
+  void move(u64 groups) {
+    for (u64 n = 0; n < groups && old_.groups != 0; ++n) {
+      const u64 g = migrate_;
+      u8 c[kGroup];
+      std::memcpy(c, ctrl(old_, g), kGroup);
+      for (std::uint32_t m = match_full(c); m != 0; m &= m - 1) {
+        const std::byte* e = slot(old_, g * kGroup + static_cast<u64>(std::countr_zero(m)));
+        u64 k;
+        value v;
+        std::memcpy(&k, e, 8);
+        std::memcpy(&v, e + 8, sizeof v);
+        place(cur_, k, v, hash_of(k));
+        ++st_.moves;
+      }
+      if (++migrate_ == old_.groups) old_ = {}, migrate_ = 0;
+    }
+  }
+  arena& a_;
+  table cur_, old_;
+  u64 migrate_ = 0, size_ = 0;
+  stats st_;
+};
+
+// ---- split and split-clean: linear hashing in place over segments
+template <bool kClean>
+class split_table {
+ public:
+  explicit split_table(arena& a) : a_(a) { add_segment(1); }
+  static constexpr const char* name = kClean ? "split-clean" : "split";
+  bool contains(u64 k, u64 h) {
+    const addressing ad = addressing_of(h);
+    for (u64 p = 0; p <= *ad.max_probe; ++p) {
+      const u64 g = (ad.home + p) & ad.mask;
+      const u8* c = ctrl(g);
+      for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
+        u64 kk;
+        std::memcpy(&kk, slot(g, static_cast<unsigned>(std::countr_zero(m))), 8);
+        if (kk == k) return true;
+      }
+      if (has_empty(c)) return false;
+    }
+    return false;
+  }
+  void insert(u64 k, const value& v) {
+    for (int n = 0; n < kStepGroups && splitting_; ++n) split_next();
+    const u64 h = hash_of(k);
+    {
+      const addressing ad = addressing_of(h);
+      __builtin_prefetch(ctrl(ad.home));
+      __builtin_prefetch(slot(ad.home, preferred(h)));
+    }
+    if (contains(k, h)) return;
+    if (!splitting_ && (used_ + 1) * 8 > n_ * kGroup * 7) {
+      add_segment(n_);  // groups [N, 2N)
+      splitting_ = true;
+      split_ = 0;
+      max_probe2_ = 0;
+    }
+    const addressing ad = addressing_of(h);
+    place(ad, k, v, h);
+    ++size_;
+  }
+  u64 size() const { return size_; }
+  u64 groups() const { return splitting_ ? 2 * n_ : n_; }
+  u64 max_probe() const { return std::max(max_probe_, splitting_ ? max_probe2_ : 0); }
+  u64 tombstones() const { return used_ - size_; }
+  const stats& st() const { return st_; }
+
+ private:
+  // Segment 0 holds group 0; segment j >= 1 holds groups [2^(j-1), 2^j).
+  void add_segment(u64 groups) {
+    ctrl_.push_back(a_.alloc(groups * kGroup));
+    slots_.push_back(a_.alloc(slot_bytes(groups)));
+    std::memset(a_.at(ctrl_.back()), 0, groups * kGroup);
+  }
+  static unsigned segment(u64 g) { return static_cast<unsigned>(std::bit_width(g)); }
+  static u64 segment_base(unsigned j) { return j == 0 ? 0 : u64{1} << (j - 1); }
+  u8* ctrl(u64 g) {
+    const unsigned j = segment(g);
+    return reinterpret_cast<u8*>(a_.at(ctrl_[j] + (g - segment_base(j)) * kGroup));
+  }
+  std::byte* slot(u64 g, unsigned i) {
+    const unsigned j = segment(g);
+    return a_.at(slot_off(slots_[j], (g - segment_base(j)) * kGroup + i));
+  }
+  // A home below the split pointer is addressed in the doubled table.
+  struct addressing {
+    u64 home, mask;
+    u64* max_probe;
+  };
+  addressing addressing_of(u64 h) {
+    const u64 hn = low_home(h, n_);
+    if (splitting_ && hn < split_) return {low_home(h, 2 * n_), 2 * n_ - 1, &max_probe2_};
+    return {hn, n_ - 1, &max_probe_};
+  }
+  void place(const addressing& ad, u64 k, const value& v, u64 h) {
+    for (u64 p = 0;; ++p) {
+      const u64 g = (ad.home + p) & ad.mask;
+      if (put_in_group(ctrl(g), [&](unsigned i) { return slot(g, i); }, k, v, h, used_)) {
+        *ad.max_probe = std::max(*ad.max_probe, p);
+        return;
+      }
+    }
+  }
+  // A slot leaves: empty when its group has an empty slot (no probe passes
+  // through a group with one), else a tombstone.
+  void vacate(u8* c, unsigned i, bool may_empty) {
+    if (may_empty || has_empty(c)) {
+      c[i] = kEmpty;
+      --used_;
+    } else {
+      c[i] = kDeleted;
+      ++st_.tombstones_made;
+    }
+  }
+  struct entry {
+    u64 k;
+    value v;
+    u64 h;
+  };
+  // Splits home group g = split_ of the N-group table into g and g + N.
+  void split_next() {
+    const u64 g = split_, mask = n_ - 1;
+    redo_.clear();
+    // The probe chain of g: from g up to the first group with an empty slot.
+    for (u64 p = 0; p <= max_probe_; ++p) {
+      const u64 q = (g + p) & mask;
+      u8* c = ctrl(q);
+      const bool had_empty = has_empty(c);
+      for (std::uint32_t m = match_full(c); m != 0; m &= m - 1) {
+        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+        u64 k;
+        std::memcpy(&k, slot(q, i), 8);
+        const u64 h = hash_of(k), hn = low_home(h, n_);
+        bool take;
+        if (hn == g) {
+          // Ours: the keys whose next bit is set go to g + N; with kClean
+          // the ones that overflowed past g come back to it too.
+          const u64 h2 = low_home(h, 2 * n_);
+          take = h2 != g || (kClean ? q != g : q < g);  // q < g: wrapped past the top, unreachable from g in 2N
+          // One that stays is now addressed in the doubled table, at the
+          // same distance (inserts may have lengthened the N-table's probes
+          // since the split began).
+          if (!take) max_probe2_ = std::max(max_probe2_, p);
+        } else if (!kClean) {
+          take = false;
+        } else if (hn < split_ && low_home(h, 2 * n_) >= n_) {
+          take = false;  // a key of the upper half that wrapped into the bottom
+        } else {
+          // Another home's key, in g or beyond it: does its probe pass through g?
+          const u64 home = hn < split_ ? low_home(h, 2 * n_) : hn;
+          take = q == g || ((q - (home & mask)) & mask) > ((q - g) & mask);
+        }
+        if (!take) continue;
+        entry e{k, {}, h};
+        std::memcpy(&e.v, slot(q, i) + 8, sizeof e.v);
+        redo_.push_back(e);
+        vacate(c, i, kClean && q == g);
+      }
+      if (had_empty) break;
+    }
+    if (kClean) {  // no probe passes through g any more: its tombstones can go
+      u8* c = ctrl(g);
+      for (unsigned i = 0; i < kGroup; ++i)
+        if (c[i] == kDeleted) c[i] = kEmpty, --used_;
+    }
+    // Re-placed by the addressing they have once g is split.
+    ++split_;
+    for (const entry& e : redo_) {
+      if (kClean && g_drop_one && st_.moves == 0 && e.k != 0) {  // self-test: lose this key
+        g_drop_one = false;
+        continue;
+      }
+      place(addressing_of(e.h), e.k, e.v, e.h);
+      ++st_.moves;
+    }
+    if (split_ == n_) {
+      splitting_ = false;
+      n_ *= 2;
+      max_probe_ = max_probe2_;
+      max_probe2_ = 0;
+      split_ = 0;
+    }
+  }
+  arena& a_;
+  std::vector<u64> ctrl_, slots_;
+  std::vector<entry> redo_;
+  u64 n_ = 1, split_ = 0, used_ = 0, size_ = 0, max_probe_ = 0, max_probe2_ = 0;
+  bool splitting_ = false;
+  stats st_;
+};
+
+u64 key_of(u64 i) {  // splitmix64 of i: distinct for distinct i
+  u64 z = i * 0x9e3779b97f4a7c15ull + 1;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+struct outcome {
+  double fill_ns = 0, get_ns = 0;
+  u64 moves = 0, file = 0, groups = 0, max_probe = 0, tombstones = 0, tombstones_made = 0, bad = 0;
+};
+
+template <class T>
+outcome run_one(const std::string& dir, u64 num, u64 gets) {
+  arena a(dir + "/growth-model.dat");
+  T t(a);
+  value v{};
+  using clk = std::chrono::steady_clock;
+  const auto t0 = clk::now();
+  for (u64 i = 0; i < num; ++i) {
+    v.b[0] = static_cast<unsigned char>(i);
+    t.insert(key_of(i), v);
+  }
+  outcome o;
+  o.fill_ns = std::chrono::duration<double>(clk::now() - t0).count() * 1e9 / static_cast<double>(num);
+  u64 found = 0;
+  const auto t1 = clk::now();
+  for (u64 i = 0; i < gets; ++i) {
+    const u64 k = key_of(key_of(i) % num);
+    found += t.contains(k, hash_of(k)) ? 1 : 0;
+  }
+  o.get_ns = std::chrono::duration<double>(clk::now() - t1).count() * 1e9 / static_cast<double>(gets);
+  o.bad += gets - found;
+  for (u64 i = 0; i < num; ++i) o.bad += t.contains(key_of(i), hash_of(key_of(i))) ? 0 : 1;
+  o.bad += t.size() == num ? 0 : 1;
+  o.moves = t.st().moves;
+  o.tombstones_made = t.st().tombstones_made;
+  o.file = a.used();
+  o.groups = t.groups();
+  o.max_probe = t.max_probe();
+  o.tombstones = t.tombstones();
+  return o;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+u64 flag(int argc, char** argv, std::string_view name, u64 def) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view a = argv[i];
+    if (a.size() > name.size() + 3 && a.substr(0, 2) == "--" && a.substr(2, name.size()) == name &&
+        a[2 + name.size()] == '=')
+      return std::strtoull(argv[i] + 3 + name.size(), nullptr, 10);
+  }
+  return def;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const u64 num = flag(argc, argv, "num", 10000000), rounds = std::max<u64>(1, flag(argc, argv, "rounds", 3));
+  const u64 gets = std::min<u64>(num, 4000000);
+  g_drop_one = flag(argc, argv, "drop_one", 0) != 0;
+  std::string dir = "/tmp";
+  for (int i = 1; i < argc; ++i)
+    if (std::string_view(argv[i]).substr(0, 6) == "--dir=") dir = argv[i] + 6;
+  using runner = outcome (*)(const std::string&, u64, u64);
+  const char* names[] = {two_table::name, split_table<false>::name, split_table<true>::name};
+  const runner runs[] = {run_one<two_table>, run_one<split_table<false>>, run_one<split_table<true>>};
+  constexpr int kN = 3;
+  std::vector<double> fill[kN], get[kN], ratio_fill[kN], ratio_get[kN];
+  outcome last[kN];
+  u64 bad = 0;
+  std::printf("keel-growth-model: %llu u64 keys -> 32-byte values, %llu rounds, files in %s\n",
+              static_cast<unsigned long long>(num), static_cast<unsigned long long>(rounds), dir.c_str());
+  for (u64 r = 0; r < rounds; ++r) {
+    outcome o[kN];
+    for (int j = 0; j < kN; ++j) {
+      const int s = static_cast<int>((static_cast<u64>(j) + r) % kN);
+      o[s] = runs[s](dir, num, gets);
+      bad += o[s].bad;
+      fill[s].push_back(o[s].fill_ns);
+      get[s].push_back(o[s].get_ns);
+      last[s] = o[s];
+      std::printf("  round %llu %-12s fill %7.1f ns/insert  get %6.1f ns%s\n", static_cast<unsigned long long>(r + 1),
+                  names[s], o[s].fill_ns, o[s].get_ns, o[s].bad != 0 ? "  KEYS MISSING" : "");
+    }
+    for (int s = 0; s < kN; ++s) {
+      ratio_fill[s].push_back(o[s].fill_ns / o[0].fill_ns);
+      ratio_get[s].push_back(o[s].get_ns / o[0].get_ns);
+    }
+  }
+  std::printf("\n%-12s %12s %10s %8s %8s %10s %9s %8s %10s %11s\n", "strategy", "fill ns/ins", "get ns", "fill/2t",
+              "get/2t", "moves", "file MiB", "groups", "max probe", "tombstones");
+  for (int s = 0; s < kN; ++s)
+    std::printf("%-12s %12.1f %10.1f %7.2fx %7.2fx %9.2fM %9.0f %8llu %10llu %11llu\n", names[s], median(fill[s]),
+                median(get[s]), median(ratio_fill[s]), median(ratio_get[s]), static_cast<double>(last[s].moves) / 1e6,
+                static_cast<double>(last[s].file) / 1048576.0, static_cast<unsigned long long>(last[s].groups),
+                static_cast<unsigned long long>(last[s].max_probe), static_cast<unsigned long long>(last[s].tombstones));
+  std::printf("(medians of rounds; ratios are medians of per-round ratios to two-table; moves, file, groups, max probe "
+              "and tombstones left are the last round's)\n");
+  if (bad != 0) {
+    std::printf("CHECK FAILED: %llu keys missing or sizes wrong\n", static_cast<unsigned long long>(bad));
+    return 1;
+  }
+  std::printf("check: every key found in every table\n");
+  return 0;
+}
