@@ -30,7 +30,7 @@
 //                it has room.
 //
 // Each round fills one fresh table per strategy, in turn (round r starts
-// with the r-th), keeps the three, times passes of random gets of present
+// with the r-th; sync() before each fill), keeps the three, times passes of random gets of present
 // keys over them in turn, and checks that every key is found. Exit status 1 when a check fails; --drop_one=1 has
 // split-clean lose one key in its first split, to show that it does.
 #include <fcntl.h>
@@ -531,6 +531,7 @@ int main(int argc, char** argv) {
     double f[kN], g[kN];
     for (int j = 0; j < kN; ++j) {  // round r starts with the r-th
       const int s = static_cast<int>((static_cast<u64>(j) + r) % kN);
+      ::sync();  // the tables filled before are written back first, not during this fill
       f[s] = t[s]->fill(num);
     }
     std::vector<double> passes[kN];
