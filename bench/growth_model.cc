@@ -2,7 +2,7 @@
 // without the transaction machinery (docs/PERFORMANCE.md, "Growth that
 // moves half: a model").
 //
-// Three growth strategies fill the same random u64 keys (32-byte values)
+// Four growth strategies fill the same random u64 keys (32-byte values)
 // into a table laid out as keel::hash_map lays out its own: 16-slot groups
 // of control bytes (empty 0x00, deleted 0x01, full 0x80 | 7 hash bits),
 // 40-byte slots packed into 4 KiB pages, a preferred slot per key, probing
@@ -15,6 +15,9 @@
 //   two-table    Keel today: a doubling allocates a new table of twice the
 //                groups (home group from the high hash bits) and every
 //                insert moves 4 old groups into it; lookups try both.
+//   two-table-lo the same with the home group from the low hash bits, as a
+//                split needs: a control that separates what the home bits
+//                do to lookups from what splitting does.
 //   split        linear hashing: home group from the low hash bits, the
 //                new half of the slots appended as a segment (the control
 //                block, 1/40 of the slots' size, is copied into one of
@@ -30,12 +33,19 @@
 //                it has room.
 //
 // Each round fills one fresh table per strategy, in turn (round r starts
-// with the r-th; sync() before each fill), keeps the three, times passes of random gets of present
-// keys over them in turn, and checks that every key is found. Exit status 1 when a check fails; --drop_one=1 has
+// with the r-th; sync() before each fill), keeps them, times passes of
+// random gets of present keys over them in turn (a get prefetches the
+// preferred slot while the control bytes load, as keel::hash_map's does),
+// and checks that every key is found. New slot blocks of 1 MiB or more
+// are populated front to back when allocated, as keel's prefaulter does
+// (--populate=0: not). Exit status 1 when a check fails; --drop_one=1 has
 // split-clean lose one key in its first split, to show that it does.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23  // Linux 5.14
+#endif
 #if defined(__SSE2__)
 #include <emmintrin.h>
 #endif
@@ -64,6 +74,7 @@ constexpr u8 kEmpty = 0x00, kDeleted = 0x01;
 constexpr u64 kSeed = 0x6b65656c2d67726full;
 constexpr int kStepGroups = 4;  // groups moved or split per insert, as keel::hash_map does
 bool g_drop_one = false;        // --drop_one=1: the check must catch a key a split loses
+bool g_populate = true;         // --populate=0: no populate of new slot blocks (see arena::populate)
 
 struct value {
   unsigned char b[32];
@@ -101,6 +112,13 @@ class arena {
     return at;
   }
   std::byte* at(u64 off) const { return base_ + off; }
+  // What keel's prefaulter does with a new slot block of 1 MiB or more:
+  // make its pages writable front to back, in one stream (here on this
+  // thread, before the moves start). Pages faulted in one stream tend to
+  // be physically contiguous, which the TLB can exploit.
+  void populate(u64 off, u64 len) {
+    if (g_populate && len >= (u64{1} << 20)) ::madvise(base_ + off, len, MADV_POPULATE_WRITE);
+  }
   u64 used() const { return cursor_; }
 
  private:
@@ -160,16 +178,23 @@ bool put_in_group(u8* c, Slot slot, u64 k, const value& v, u64 h, u64& used) {
   return true;
 }
 
-// ---- two-table: Keel's current growth
+// ---- two-table: Keel's current growth. kLowHome: the same with the home
+// group from the low hash bits, as the split needs (a control for lookups).
+template <bool kLowHome>
 class two_table {
  public:
   explicit two_table(arena& a) : a_(a) { cur_ = make(1); }
-  static constexpr const char* name = "two-table";
-  bool contains(u64 k, u64 h) { return find(cur_, k, h, 0) || (old_.groups != 0 && find(old_, k, h, migrate_)); }
+  static constexpr const char* name = kLowHome ? "two-table-lo" : "two-table";
+  static u64 home(u64 h, u64 groups) { return kLowHome ? low_home(h, groups) : high_home(h, groups); }
+  // As keel::hash_map's get: the preferred slot is fetched while the control bytes load.
+  bool contains(u64 k, u64 h) {
+    __builtin_prefetch(slot(cur_, home(h, cur_.groups) * kGroup + preferred(h)));
+    return find(cur_, k, h, 0) || (old_.groups != 0 && find(old_, k, h, migrate_));
+  }
   void insert(u64 k, const value& v) {
     if (old_.groups != 0) move(kStepGroups);
     const u64 h = hash_of(k);
-    const u64 g = high_home(h, cur_.groups);
+    const u64 g = home(h, cur_.groups);
     __builtin_prefetch(ctrl(cur_, g));
     __builtin_prefetch(slot(cur_, g * kGroup + preferred(h)));
     if (contains(k, h)) return;
@@ -198,14 +223,15 @@ class two_table {
     t.ctrl = a_.alloc(groups * kGroup);
     t.slots = a_.alloc(slot_bytes(groups));
     std::memset(a_.at(t.ctrl), 0, groups * kGroup);
+    a_.populate(t.slots, slot_bytes(groups));
     return t;
   }
   u8* ctrl(const table& t, u64 g) { return reinterpret_cast<u8*>(a_.at(t.ctrl + g * kGroup)); }
   std::byte* slot(const table& t, u64 idx) { return a_.at(slot_off(t.slots, idx)); }
   bool find(const table& t, u64 k, u64 h, u64 dead_below) {
-    const u64 home = high_home(h, t.groups);
+    const u64 hm = home(h, t.groups);
     for (u64 p = 0; p <= t.max_probe; ++p) {
-      const u64 g = (home + p) & (t.groups - 1);
+      const u64 g = (hm + p) & (t.groups - 1);
       const u8* c = ctrl(t, g);
       if (g >= dead_below)
         for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
@@ -218,9 +244,9 @@ class two_table {
     return false;
   }
   void place(table& t, u64 k, const value& v, u64 h) {
-    const u64 home = high_home(h, t.groups);
+    const u64 hm = home(h, t.groups);
     for (u64 p = 0;; ++p) {
-      const u64 g = (home + p) & (t.groups - 1);
+      const u64 g = (hm + p) & (t.groups - 1);
       if (put_in_group(ctrl(t, g), [&](unsigned i) { return slot(t, g * kGroup + i); }, k, v, h, t.used)) {
         t.max_probe = std::max(t.max_probe, p);
         return;
@@ -258,6 +284,7 @@ class split_table {
   static constexpr const char* name = kClean ? "split-clean" : "split";
   bool contains(u64 k, u64 h) {
     const addressing ad = addressing_of(h);
+    __builtin_prefetch(slot(ad.home, preferred(h)));
     for (u64 p = 0; p <= *ad.max_probe; ++p) {
       const u64 g = (ad.home + p) & ad.mask;
       const u8* c = ctrl(g);
@@ -307,6 +334,7 @@ class split_table {
     std::memset(a_.at(c + (total - groups) * kGroup), 0, groups * kGroup);
     ctrl_ = reinterpret_cast<u8*>(a_.at(c));  // the old block is garbage, as a freed one would be
     slots_.push_back(a_.alloc(slot_bytes(groups)));
+    a_.populate(slots_.back(), slot_bytes(groups));
   }
   static unsigned segment(u64 g) { return static_cast<unsigned>(std::bit_width(g)); }
   static u64 segment_base(unsigned j) { return j == 0 ? 0 : u64{1} << (j - 1); }
@@ -511,11 +539,13 @@ int main(int argc, char** argv) {
   const u64 num = flag(argc, argv, "num", 10000000), rounds = std::max<u64>(1, flag(argc, argv, "rounds", 3));
   const u64 gets = std::min<u64>(num, 4000000);
   g_drop_one = flag(argc, argv, "drop_one", 0) != 0;
+  g_populate = flag(argc, argv, "populate", 1) != 0;
   std::string dir = "/tmp";
   for (int i = 1; i < argc; ++i)
     if (std::string_view(argv[i]).substr(0, 6) == "--dir=") dir = argv[i] + 6;
-  constexpr int kN = 3;
-  const char* names[kN] = {two_table::name, split_table<false>::name, split_table<true>::name};
+  constexpr int kN = 4;
+  const char* names[kN] = {two_table<false>::name, two_table<true>::name, split_table<false>::name,
+                           split_table<true>::name};
   std::vector<double> fill[kN], get[kN], ratio_fill[kN], ratio_get[kN];
   outcome last[kN];
   u64 bad = 0;
@@ -525,7 +555,8 @@ int main(int argc, char** argv) {
   std::printf("keel-growth-model: %llu u64 keys -> 32-byte values, %llu rounds, files in %s\n",
               static_cast<unsigned long long>(num), static_cast<unsigned long long>(rounds), dir.c_str());
   for (u64 r = 0; r < rounds; ++r) {
-    std::unique_ptr<filled> t[kN] = {std::make_unique<filled_as<two_table>>(dir),
+    std::unique_ptr<filled> t[kN] = {std::make_unique<filled_as<two_table<false>>>(dir),
+                                     std::make_unique<filled_as<two_table<true>>>(dir),
                                      std::make_unique<filled_as<split_table<false>>>(dir),
                                      std::make_unique<filled_as<split_table<true>>>(dir)};
     double f[kN], g[kN];
@@ -561,7 +592,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(last[s].file) / 1048576.0, static_cast<unsigned long long>(last[s].groups),
                 static_cast<unsigned long long>(last[s].max_probe), static_cast<unsigned long long>(last[s].tombstones));
   std::printf("(medians of rounds; ratios are medians of per-round ratios to two-table; each round fills one table\n"
-              " per strategy, then alternates get passes over the three; moves, file, groups, max probe and tombstones\n"
+              " per strategy, then alternates get passes over them; moves, file, groups, max probe and tombstones\n"
               " left are the last round's)\n");
   if (bad != 0) {
     std::printf("CHECK FAILED: %llu keys missing or sizes wrong\n", static_cast<unsigned long long>(bad));
