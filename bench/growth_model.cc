@@ -160,7 +160,7 @@ u64 slot_bytes(u64 groups) { return (groups * kGroup + kSpp - 1) / kSpp * kPage;
 u64 slot_off(u64 slots, u64 idx) { return slots + idx / kSpp * kPage + idx % kSpp * kSlot; }
 
 struct stats {
-  u64 moves = 0, tombstones_made = 0;
+  u64 moves = 0;  // entries written again somewhere else (moved or re-placed)
 };
 
 // Puts (k, v) into the group at ctrl c whose slot i is at slot(i); false when the group is full.
@@ -370,7 +370,6 @@ class split_table {
       --used_;
     } else {
       c[i] = kDeleted;
-      ++st_.tombstones_made;
     }
   }
   struct entry {
