@@ -38,8 +38,11 @@
 // preferred slot while the control bytes load, as keel::hash_map's does),
 // and checks that every key is found. New slot blocks of 1 MiB or more
 // are populated front to back when allocated, as keel's prefaulter does
-// (--populate=0: not). Exit status 1 when a check fails; --drop_one=1 has
-// split-clean lose one key in its first split, to show that it does.
+// (--populate=0: not). --erase_every=K: after every K-th insert the fill
+// erases an earlier key (the same ones for every strategy), so erases meet
+// running splits and moves; the check then also wants every erased key
+// absent. Exit status 1 when a check fails; --drop_one=1 has split-clean
+// lose one key in its first split, to show that it does.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -207,10 +210,44 @@ class two_table {
     place(cur_, k, v, h);
     ++size_;
   }
+  // Removes k, as keel::hash_map's erase does (a write: it moves old groups first).
+  bool erase(u64 k, u64 h) {
+    if (old_.groups != 0) move(kStepGroups);
+    for (table* t : {&cur_, &old_}) {
+      if (t->groups == 0) continue;
+      const u64 hm = home(h, t->groups), dead_below = t == &old_ ? migrate_ : 0;
+      for (u64 p = 0; p <= t->max_probe; ++p) {
+        const u64 g = (hm + p) & (t->groups - 1);
+        u8* c = ctrl(*t, g);
+        if (g >= dead_below)
+          for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
+            const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+            u64 kk;
+            std::memcpy(&kk, slot(*t, g * kGroup + i), 8);
+            if (kk != k) continue;
+            if (has_empty(c)) {
+              c[i] = kEmpty;
+              --t->used;
+            } else {
+              c[i] = kDeleted;
+            }
+            --size_;
+            return true;
+          }
+        if (has_empty(c)) break;
+      }
+    }
+    return false;
+  }
   u64 size() const { return size_; }
   u64 groups() const { return cur_.groups; }
   u64 max_probe() const { return cur_.max_probe; }
-  u64 tombstones() const { return 0; }  // inserts only: a fresh table has none
+  u64 tombstones() {  // deleted control bytes in the live groups of both tables
+    u64 n = 0;
+    for (const table* t : {&cur_, &old_})
+      for (u64 g = t == &old_ ? migrate_ : 0; g < t->groups; ++g) n += std::popcount(match(ctrl(*t, g), kDeleted));
+    return n;
+  }
   const stats& st() const { return st_; }
 
  private:
@@ -316,10 +353,35 @@ class split_table {
     place(ad, k, v, h);
     ++size_;
   }
+  // Removes k: a write, so it splits first; the slot is vacated by the
+  // erase rule (empty when its group has an empty slot, else deleted).
+  bool erase(u64 k, u64 h) {
+    for (int n = 0; n < kStepGroups && splitting_; ++n) split_next();
+    const addressing ad = addressing_of(h);
+    for (u64 p = 0; p <= *ad.max_probe; ++p) {
+      const u64 g = (ad.home + p) & ad.mask;
+      u8* c = ctrl(g);
+      for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
+        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+        u64 kk;
+        std::memcpy(&kk, slot(g, i), 8);
+        if (kk != k) continue;
+        vacate(c, i, false);
+        --size_;
+        return true;
+      }
+      if (has_empty(c)) return false;
+    }
+    return false;
+  }
   u64 size() const { return size_; }
   u64 groups() const { return splitting_ ? 2 * n_ : n_; }
   u64 max_probe() const { return std::max(max_probe_, splitting_ ? max_probe2_ : 0); }
-  u64 tombstones() const { return used_ - size_; }
+  u64 tombstones() {  // deleted control bytes
+    u64 n = 0;
+    for (u64 g = 0; g < groups(); ++g) n += std::popcount(match(ctrl(g), kDeleted));
+    return n;
+  }
   const stats& st() const { return st_; }
 
  private:
@@ -457,6 +519,12 @@ u64 key_of(u64 i) {  // splitmix64 of i: distinct for distinct i
   return z ^ (z >> 31);
 }
 
+// --erase_every=K: after every K-th insert, the fill erases an earlier key
+// (the same ones for every strategy), so that erases meet running splits.
+u64 g_erase_every = 0;
+bool erases_after(u64 i) { return g_erase_every != 0 && i % g_erase_every == g_erase_every - 1; }
+u64 erase_target(u64 i) { return key_of(i ^ 0x5555) % (i + 1); }  // an index inserted already
+
 struct outcome {
   double fill_ns = 0, get_ns = 0;
   u64 moves = 0, file = 0, groups = 0, max_probe = 0, tombstones = 0, bad = 0;
@@ -468,7 +536,7 @@ class filled {
   virtual ~filled() = default;
   virtual double fill(u64 num) = 0;                      // ns per insert
   virtual double get_pass(const std::vector<u64>& keys) = 0;  // ns per get; counts misses in bad
-  virtual outcome finish(u64 num) = 0;                   // checks every key, reports the shape
+  virtual outcome finish(u64 num, const std::vector<bool>& live) = 0;  // checks every key, reports the shape
   u64 bad = 0;
 };
 
@@ -482,6 +550,10 @@ class filled_as final : public filled {
     for (u64 i = 0; i < num; ++i) {
       v.b[0] = static_cast<unsigned char>(i);
       t_.insert(key_of(i), v);
+      if (erases_after(i)) {
+        const u64 k = key_of(erase_target(i));
+        t_.erase(k, hash_of(k));
+      }
     }
     return ns_since(t0, num);
   }
@@ -493,10 +565,14 @@ class filled_as final : public filled {
     bad += keys.size() - found;
     return ns;
   }
-  outcome finish(u64 num) override {
+  outcome finish(u64 num, const std::vector<bool>& live) override {
     outcome o;
-    for (u64 i = 0; i < num; ++i) bad += t_.contains(key_of(i), hash_of(key_of(i))) ? 0 : 1;
-    bad += t_.size() == num ? 0 : 1;
+    u64 want = 0;
+    for (u64 i = 0; i < num; ++i) {
+      want += live[i] ? 1 : 0;
+      bad += t_.contains(key_of(i), hash_of(key_of(i))) == live[i] ? 0 : 1;  // present iff not erased
+    }
+    bad += t_.size() == want ? 0 : 1;
     o.bad = bad;
     o.moves = t_.st().moves;
     o.file = a_.used();
@@ -538,6 +614,7 @@ int main(int argc, char** argv) {
   const u64 num = flag(argc, argv, "num", 10000000), rounds = std::max<u64>(1, flag(argc, argv, "rounds", 3));
   const u64 gets = std::min<u64>(num, 4000000);
   g_drop_one = flag(argc, argv, "drop_one", 0) != 0;
+  g_erase_every = flag(argc, argv, "erase_every", 0);
   g_populate = flag(argc, argv, "populate", 1) != 0;
   std::string dir = "/tmp";
   for (int i = 1; i < argc; ++i)
@@ -550,7 +627,14 @@ int main(int argc, char** argv) {
   u64 bad = 0;
   // Keys drawn before any clock starts: the get passes time lookups only.
   std::vector<u64> keys(gets);
-  for (u64 i = 0; i < gets; ++i) keys[i] = key_of(key_of(i) % num);
+  std::vector<bool> live(num, true);  // what every strategy must hold after its fill
+  std::vector<u64> live_index;
+  for (u64 i = 0; i < num; ++i)
+    if (erases_after(i)) live[erase_target(i)] = false;
+  for (u64 i = 0; i < num; ++i)
+    if (live[i]) live_index.push_back(i);
+  if (live_index.empty()) keys.clear();  // everything erased: nothing to get
+  for (u64 i = 0; i < keys.size(); ++i) keys[i] = key_of(live_index[key_of(i) % live_index.size()]);
   std::printf("keel-growth-model: %llu u64 keys -> 32-byte values, %llu rounds, files in %s\n",
               static_cast<unsigned long long>(num), static_cast<unsigned long long>(rounds), dir.c_str());
   for (u64 r = 0; r < rounds; ++r) {
@@ -572,7 +656,7 @@ int main(int argc, char** argv) {
       }
     for (int s = 0; s < kN; ++s) {
       g[s] = median(passes[s]);
-      last[s] = t[s]->finish(num);
+      last[s] = t[s]->finish(num, live);
       bad += last[s].bad;
       fill[s].push_back(f[s]);
       get[s].push_back(g[s]);
