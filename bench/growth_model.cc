@@ -41,7 +41,10 @@
 // (--populate=0: not). --erase_every=K: after every K-th insert the fill
 // erases an earlier key (the same ones for every strategy), so erases meet
 // running splits and moves; the check then also wants every erased key
-// absent. Exit status 1 when a check fails; --drop_one=1 has split-clean
+// absent. --walk=1: the split tables are also walked by hash classes
+// while they fill (HASH_GROWTH.md, "Iteration"), and the check wants no key
+// seen twice and every key present for the whole walk seen. Exit status 1
+// when a check fails; --drop_one=1 has split-clean
 // lose one key in its first split, to show that it does.
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -63,6 +66,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #define XXH_INLINE_ALL
@@ -374,6 +378,47 @@ class split_table {
     }
     return false;
   }
+  // A walk by hash classes (HASH_GROWTH.md, "Iteration"). Its width W is
+  // the N-group addressing's size when it starts; slice [a, b) holds the
+  // keys whose class home_W(h) lies in [a, b). One call is one consistent
+  // read: it scans the home runs of those classes, with their probe tails,
+  // under every addressing in effect, each group once.
+  u64 walk_width() const { return n_; }
+  template <class Out>
+  void walk_slice(u64 w, u64 a, u64 b, Out&& out) {
+    runs_.clear();
+    const auto add = [&](u64 lo, u64 len, u64 groups) {  // len groups from lo, wrapping at groups
+      if (len >= groups) {
+        runs_.push_back({0, groups});
+      } else if (lo + len <= groups) {
+        runs_.push_back({lo, lo + len});
+      } else {
+        runs_.push_back({lo, groups});
+        runs_.push_back({0, lo + len - groups});
+      }
+    };
+    const auto add_addressing = [&](u64 groups, u64 max_probe) {
+      if (groups >= w)
+        for (u64 k = 0; k < groups / w; ++k) add(a + k * w, b - a + max_probe, groups);
+      else
+        add(a % groups, b - a + max_probe, groups);
+    };
+    add_addressing(n_, max_probe_);
+    if (splitting_) add_addressing(2 * n_, max_probe2_);
+    std::sort(runs_.begin(), runs_.end());
+    u64 next = 0;  // groups below it are scanned already
+    for (const auto& [lo, hi] : runs_)
+      for (u64 g = std::max(lo, next); g < hi; ++g) {
+        const u8* c = ctrl(g);
+        for (std::uint32_t m = match_full(c); m != 0; m &= m - 1) {
+          u64 k;
+          std::memcpy(&k, slot(g, static_cast<unsigned>(std::countr_zero(m))), 8);
+          const u64 cls = low_home(hash_of(k), w);
+          if (cls >= a && cls < b) out(k);
+        }
+        next = g + 1;
+      }
+  }
   u64 size() const { return size_; }
   u64 groups() const { return splitting_ ? 2 * n_ : n_; }
   u64 max_probe() const { return std::max(max_probe_, splitting_ ? max_probe2_ : 0); }
@@ -507,6 +552,7 @@ class split_table {
   u8* ctrl_ = nullptr;
   std::vector<u64> slots_;
   std::vector<entry> redo_;
+  std::vector<std::pair<u64, u64>> runs_;
   u64 n_ = 1, split_ = 0, used_ = 0, size_ = 0, max_probe_ = 0, max_probe2_ = 0;
   bool splitting_ = false;
   stats st_;
@@ -522,6 +568,7 @@ u64 key_of(u64 i) {  // splitmix64 of i: distinct for distinct i
 // --erase_every=K: after every K-th insert, the fill erases an earlier key
 // (the same ones for every strategy), so that erases meet running splits.
 u64 g_erase_every = 0;
+bool g_walk = false;  // --walk=1: the split tables are walked by hash classes during their fill
 bool erases_after(u64 i) { return g_erase_every != 0 && i % g_erase_every == g_erase_every - 1; }
 u64 erase_target(u64 i) { return key_of(i ^ 0x5555) % (i + 1); }  // an index inserted already
 
@@ -554,8 +601,53 @@ class filled_as final : public filled {
         const u64 k = key_of(erase_target(i));
         t_.erase(k, hash_of(k));
       }
+      if constexpr (requires { t_.walk_width(); })
+        if (g_walk) walk_step(i, num);
     }
     return ns_since(t0, num);
+  }
+  // --walk=1: a walk of 64 slices starts after insert num / 3, one slice
+  // every num / 192 inserts, so that it spans splits, moves and erases.
+  void walk_step(u64 i, u64 num) {
+    const u64 start = num / 3, every = std::max<u64>(1, num / 192);
+    if (i == start) {
+      walk_w_ = t_.walk_width();
+      walk_next_ = 0;
+      walk_first_ = i;
+      walking_ = true;
+    }
+    if (!walking_ || (i - walk_first_) % every != 0) return;
+    const u64 slices = std::min<u64>(64, walk_w_), width = walk_w_ / slices;
+    t_.walk_slice(walk_w_, walk_next_ * width, (walk_next_ + 1) * width, [&](u64 k) { walk_seen_.push_back(k); });
+    if (++walk_next_ == slices) walking_ = false, walk_last_ = i;
+  }
+  // What the walk must have seen: no key twice, every key present from its
+  // first slice to its last, and nothing that was absent for all of it.
+  u64 walk_errors(u64 num) const {
+    if constexpr (!requires { t_.walk_width(); }) {
+      return 0;
+    } else {
+      if (!g_walk || num < 192) return 0;
+      if (walking_) return 1;  // never finished
+      std::vector<u64> erased_at(num, UINT64_MAX);  // first erase of each key
+      for (u64 e = 0; e < num; ++e)
+        if (erases_after(e) && erased_at[erase_target(e)] == UINT64_MAX) erased_at[erase_target(e)] = e;
+      std::unordered_map<u64, u64> index;
+      for (u64 j = 0; j <= walk_last_; ++j) index.emplace(key_of(j), j);
+      std::vector<bool> seen(num, false);
+      u64 errors = 0;
+      for (const u64 k : walk_seen_) {
+        const auto it = index.find(k);
+        if (it == index.end() || seen[it->second] || erased_at[it->second] <= walk_first_) {
+          ++errors;  // unknown, seen twice, or erased before the walk began
+          continue;
+        }
+        seen[it->second] = true;
+      }
+      for (u64 j = 0; j <= walk_first_; ++j)
+        if (erased_at[j] > walk_last_ && !seen[j]) ++errors;  // present throughout, missed
+      return errors;
+    }
   }
   double get_pass(const std::vector<u64>& keys) override {
     u64 found = 0;
@@ -573,6 +665,7 @@ class filled_as final : public filled {
       bad += t_.contains(key_of(i), hash_of(key_of(i))) == live[i] ? 0 : 1;  // present iff not erased
     }
     bad += t_.size() == want ? 0 : 1;
+    bad += walk_errors(num);
     o.bad = bad;
     o.moves = t_.st().moves;
     o.file = a_.used();
@@ -589,6 +682,9 @@ class filled_as final : public filled {
   }
   arena a_;
   T t_;
+  std::vector<u64> walk_seen_;
+  u64 walk_w_ = 0, walk_next_ = 0, walk_first_ = 0, walk_last_ = 0;
+  bool walking_ = false;
 };
 
 constexpr int kGetPasses = 5;
@@ -615,6 +711,7 @@ int main(int argc, char** argv) {
   const u64 gets = std::min<u64>(num, 4000000);
   g_drop_one = flag(argc, argv, "drop_one", 0) != 0;
   g_erase_every = flag(argc, argv, "erase_every", 0);
+  g_walk = flag(argc, argv, "walk", 0) != 0;
   g_populate = flag(argc, argv, "populate", 1) != 0;
   std::string dir = "/tmp";
   for (int i = 1; i < argc; ++i)
