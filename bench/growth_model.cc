@@ -166,10 +166,6 @@ bool has_empty(const u8* c) { return match(c, kEmpty) != 0; }
 u64 slot_bytes(u64 groups) { return (groups * kGroup + kSpp - 1) / kSpp * kPage; }
 u64 slot_off(u64 slots, u64 idx) { return slots + idx / kSpp * kPage + idx % kSpp * kSlot; }
 
-struct stats {
-  u64 moves = 0;  // entries written again somewhere else (moved or re-placed)
-};
-
 // Puts (k, v) into the group at ctrl c whose slot i is at slot(i); false when the group is full.
 template <class Slot>
 bool put_in_group(u8* c, Slot slot, u64 k, const value& v, u64 h, u64& used) {
@@ -185,6 +181,18 @@ bool put_in_group(u8* c, Slot slot, u64 k, const value& v, u64 h, u64& used) {
   return true;
 }
 
+// A slot leaves: empty when its group has an empty slot (no probe passes
+// through a group with one) or the caller knows none passes, else deleted.
+// keel::hash_map's erase rule; `used` counts slots not empty.
+void vacate(u8* c, unsigned i, bool may_empty, u64& used) {
+  if (may_empty || has_empty(c)) {
+    c[i] = kEmpty;
+    --used;
+  } else {
+    c[i] = kDeleted;
+  }
+}
+
 // ---- two-table: Keel's current growth. kLowHome: the same with the home
 // group from the low hash bits, as the split needs (a control for lookups).
 template <bool kLowHome>
@@ -196,14 +204,11 @@ class two_table {
   // As keel::hash_map's get: the preferred slot is fetched while the control bytes load.
   bool contains(u64 k, u64 h) {
     __builtin_prefetch(slot(cur_, home(h, cur_.groups) * kGroup + preferred(h)));
-    return find(cur_, k, h, 0) || (old_.groups != 0 && find(old_, k, h, migrate_));
+    return locate(k, h).t != nullptr;
   }
   void insert(u64 k, const value& v) {
     if (old_.groups != 0) move(kStepGroups);
     const u64 h = hash_of(k);
-    const u64 g = home(h, cur_.groups);
-    __builtin_prefetch(ctrl(cur_, g));
-    __builtin_prefetch(slot(cur_, g * kGroup + preferred(h)));
     if (contains(k, h)) return;
     if ((cur_.used + 1) * 8 > cur_.groups * kGroup * 7) {
       move(UINT64_MAX);
@@ -217,31 +222,11 @@ class two_table {
   // Removes k, as keel::hash_map's erase does (a write: it moves old groups first).
   bool erase(u64 k, u64 h) {
     if (old_.groups != 0) move(kStepGroups);
-    for (table* t : {&cur_, &old_}) {
-      if (t->groups == 0) continue;
-      const u64 hm = home(h, t->groups), dead_below = t == &old_ ? migrate_ : 0;
-      for (u64 p = 0; p <= t->max_probe; ++p) {
-        const u64 g = (hm + p) & (t->groups - 1);
-        u8* c = ctrl(*t, g);
-        if (g >= dead_below)
-          for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
-            const unsigned i = static_cast<unsigned>(std::countr_zero(m));
-            u64 kk;
-            std::memcpy(&kk, slot(*t, g * kGroup + i), 8);
-            if (kk != k) continue;
-            if (has_empty(c)) {
-              c[i] = kEmpty;
-              --t->used;
-            } else {
-              c[i] = kDeleted;
-            }
-            --size_;
-            return true;
-          }
-        if (has_empty(c)) break;
-      }
-    }
-    return false;
+    const spot s = locate(k, h);
+    if (s.t == nullptr) return false;
+    vacate(ctrl(*s.t, s.g), s.i, false, s.t->used);
+    --size_;
+    return true;
   }
   u64 size() const { return size_; }
   u64 groups() const { return cur_.groups; }
@@ -252,11 +237,16 @@ class two_table {
       for (u64 g = t == &old_ ? migrate_ : 0; g < t->groups; ++g) n += std::popcount(match(ctrl(*t, g), kDeleted));
     return n;
   }
-  const stats& st() const { return st_; }
+  u64 moves() const { return moves_; }
 
  private:
   struct table {
     u64 ctrl = 0, slots = 0, groups = 0, used = 0, max_probe = 0;
+  };
+  struct spot {  // where a key is: t == nullptr when absent
+    table* t = nullptr;
+    u64 g = 0;
+    unsigned i = 0;
   };
   table make(u64 groups) {
     table t;
@@ -269,20 +259,26 @@ class two_table {
   }
   u8* ctrl(const table& t, u64 g) { return reinterpret_cast<u8*>(a_.at(t.ctrl + g * kGroup)); }
   std::byte* slot(const table& t, u64 idx) { return a_.at(slot_off(t.slots, idx)); }
-  bool find(const table& t, u64 k, u64 h, u64 dead_below) {
-    const u64 hm = home(h, t.groups);
-    for (u64 p = 0; p <= t.max_probe; ++p) {
-      const u64 g = (hm + p) & (t.groups - 1);
-      const u8* c = ctrl(t, g);
-      if (g >= dead_below)
-        for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
-          u64 kk;
-          std::memcpy(&kk, slot(t, g * kGroup + static_cast<u64>(std::countr_zero(m))), 8);
-          if (kk == k) return true;
-        }
-      if (has_empty(c)) return false;
+  // The current table, then the old one, whose groups below migrate_ were
+  // moved already: probed through, never matched.
+  spot locate(u64 k, u64 h) {
+    for (table* t : {&cur_, &old_}) {
+      if (t->groups == 0) continue;
+      const u64 hm = home(h, t->groups), dead_below = t == &old_ ? migrate_ : 0;
+      for (u64 p = 0; p <= t->max_probe; ++p) {
+        const u64 g = (hm + p) & (t->groups - 1);
+        const u8* c = ctrl(*t, g);
+        if (g >= dead_below)
+          for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
+            const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+            u64 kk;
+            std::memcpy(&kk, slot(*t, g * kGroup + i), 8);
+            if (kk == k) return {t, g, i};
+          }
+        if (has_empty(c)) break;
+      }
     }
-    return false;
+    return {};
   }
   void place(table& t, u64 k, const value& v, u64 h) {
     const u64 hm = home(h, t.groups);
@@ -306,15 +302,14 @@ class two_table {
         std::memcpy(&k, e, 8);
         std::memcpy(&v, e + 8, sizeof v);
         place(cur_, k, v, hash_of(k));
-        ++st_.moves;
+        ++moves_;
       }
       if (++migrate_ == old_.groups) old_ = {}, migrate_ = 0;
     }
   }
   arena& a_;
   table cur_, old_;
-  u64 migrate_ = 0, size_ = 0;
-  stats st_;
+  u64 migrate_ = 0, size_ = 0, moves_ = 0;
 };
 
 // ---- split and split-clean: linear hashing in place over segments
@@ -326,26 +321,11 @@ class split_table {
   bool contains(u64 k, u64 h) {
     const addressing ad = addressing_of(h);
     __builtin_prefetch(slot(ad.home, preferred(h)));
-    for (u64 p = 0; p <= *ad.max_probe; ++p) {
-      const u64 g = (ad.home + p) & ad.mask;
-      const u8* c = ctrl(g);
-      for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
-        u64 kk;
-        std::memcpy(&kk, slot(g, static_cast<unsigned>(std::countr_zero(m))), 8);
-        if (kk == k) return true;
-      }
-      if (has_empty(c)) return false;
-    }
-    return false;
+    return locate(k, h, ad).found;
   }
   void insert(u64 k, const value& v) {
     for (int n = 0; n < kStepGroups && splitting_; ++n) split_next();
     const u64 h = hash_of(k);
-    {
-      const addressing ad = addressing_of(h);
-      __builtin_prefetch(ctrl(ad.home));
-      __builtin_prefetch(slot(ad.home, preferred(h)));
-    }
     if (contains(k, h)) return;
     if (!splitting_ && (used_ + 1) * 8 > n_ * kGroup * 7) {
       add_segment(n_);  // groups [N, 2N)
@@ -361,22 +341,11 @@ class split_table {
   // erase rule (empty when its group has an empty slot, else deleted).
   bool erase(u64 k, u64 h) {
     for (int n = 0; n < kStepGroups && splitting_; ++n) split_next();
-    const addressing ad = addressing_of(h);
-    for (u64 p = 0; p <= *ad.max_probe; ++p) {
-      const u64 g = (ad.home + p) & ad.mask;
-      u8* c = ctrl(g);
-      for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
-        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
-        u64 kk;
-        std::memcpy(&kk, slot(g, i), 8);
-        if (kk != k) continue;
-        vacate(c, i, false);
-        --size_;
-        return true;
-      }
-      if (has_empty(c)) return false;
-    }
-    return false;
+    const spot s = locate(k, h, addressing_of(h));
+    if (!s.found) return false;
+    vacate(ctrl(s.g), s.i, false, used_);
+    --size_;
+    return true;
   }
   // A walk by hash classes (HASH_GROWTH.md, "Iteration"). Its width W is
   // the N-group addressing's size when it starts; slice [a, b) holds the
@@ -427,7 +396,7 @@ class split_table {
     for (u64 g = 0; g < groups(); ++g) n += std::popcount(match(ctrl(g), kDeleted));
     return n;
   }
-  const stats& st() const { return st_; }
+  u64 moves() const { return moves_; }
 
  private:
   // The control bytes stay one block, reallocated (copied) at each
@@ -460,6 +429,25 @@ class split_table {
     if (splitting_ && hn < split_) return {low_home(h, 2 * n_), 2 * n_ - 1, &max_probe2_};
     return {hn, n_ - 1, &max_probe_};
   }
+  struct spot {
+    bool found = false;
+    u64 g = 0;
+    unsigned i = 0;
+  };
+  spot locate(u64 k, u64 h, const addressing& ad) {
+    for (u64 p = 0; p <= *ad.max_probe; ++p) {
+      const u64 g = (ad.home + p) & ad.mask;
+      const u8* c = ctrl(g);
+      for (std::uint32_t m = match(c, tag_of(h)); m != 0; m &= m - 1) {
+        const unsigned i = static_cast<unsigned>(std::countr_zero(m));
+        u64 kk;
+        std::memcpy(&kk, slot(g, i), 8);
+        if (kk == k) return {true, g, i};
+      }
+      if (has_empty(c)) break;
+    }
+    return {};
+  }
   void place(const addressing& ad, u64 k, const value& v, u64 h) {
     for (u64 p = 0;; ++p) {
       const u64 g = (ad.home + p) & ad.mask;
@@ -467,16 +455,6 @@ class split_table {
         *ad.max_probe = std::max(*ad.max_probe, p);
         return;
       }
-    }
-  }
-  // A slot leaves: empty when its group has an empty slot (no probe passes
-  // through a group with one), else a tombstone.
-  void vacate(u8* c, unsigned i, bool may_empty) {
-    if (may_empty || has_empty(c)) {
-      c[i] = kEmpty;
-      --used_;
-    } else {
-      c[i] = kDeleted;
     }
   }
   struct entry {
@@ -521,7 +499,7 @@ class split_table {
         entry e{k, {}, h};
         std::memcpy(&e.v, slot(q, i) + 8, sizeof e.v);
         redo_.push_back(e);
-        vacate(c, i, kClean && q == g);
+        vacate(c, i, kClean && q == g, used_);
       }
       if (had_empty) break;
     }
@@ -533,12 +511,12 @@ class split_table {
     // Re-placed by the addressing they have once g is split.
     ++split_;
     for (const entry& e : redo_) {
-      if (kClean && g_drop_one && st_.moves == 0 && e.k != 0) {  // self-test: lose this key
+      if (kClean && g_drop_one && moves_ == 0) {  // self-test: lose this key
         g_drop_one = false;
         continue;
       }
       place(addressing_of(e.h), e.k, e.v, e.h);
-      ++st_.moves;
+      ++moves_;
     }
     if (split_ == n_) {
       splitting_ = false;
@@ -553,9 +531,8 @@ class split_table {
   std::vector<u64> slots_;
   std::vector<entry> redo_;
   std::vector<std::pair<u64, u64>> runs_;
-  u64 n_ = 1, split_ = 0, used_ = 0, size_ = 0, max_probe_ = 0, max_probe2_ = 0;
+  u64 n_ = 1, split_ = 0, used_ = 0, size_ = 0, max_probe_ = 0, max_probe2_ = 0, moves_ = 0;
   bool splitting_ = false;
-  stats st_;
 };
 
 u64 key_of(u64 i) {  // splitmix64 of i: distinct for distinct i
@@ -667,7 +644,7 @@ class filled_as final : public filled {
     bad += t_.size() == want ? 0 : 1;
     bad += walk_errors(num);
     o.bad = bad;
-    o.moves = t_.st().moves;
+    o.moves = t_.moves();
     o.file = a_.used();
     o.groups = t_.groups();
     o.max_probe = t_.max_probe();
