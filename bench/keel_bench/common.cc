@@ -2,6 +2,7 @@
 
 #include <fmt/core.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 
 #include <algorithm>
 #include <atomic>
@@ -57,6 +58,13 @@ void die(const std::string& what) {
   std::fflush(stdout);
   std::fprintf(stderr, "keel-bench: %s\n", what.c_str());
   std::exit(2);
+}
+
+process_usage process_usage::now() {
+  rusage u{};
+  if (::getrusage(RUSAGE_SELF, &u) != 0) die("getrusage failed");
+  auto secs = [](const timeval& t) { return double(t.tv_sec) + double(t.tv_usec) * 1e-6; };
+  return {secs(u.ru_stime), secs(u.ru_utime), std::uint64_t(u.ru_minflt) + std::uint64_t(u.ru_majflt)};
 }
 
 const char* mode_name(mode m) {

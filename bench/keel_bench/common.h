@@ -24,6 +24,18 @@ inline std::uint64_t mono_ns() {
 
 [[noreturn]] void die(const std::string& what);
 
+// What the process has used so far (getrusage(RUSAGE_SELF): every thread):
+// CPU seconds in the kernel and in user space, and page faults (minor and
+// major). Differences of two readings cost a timed stretch.
+struct process_usage {
+  double sys_s = 0, user_s = 0;
+  std::uint64_t faults = 0;
+  static process_usage now();
+  process_usage operator-(const process_usage& o) const {
+    return {sys_s - o.sys_s, user_s - o.user_s, faults - o.faults};
+  }
+};
+
 // Durability modes. Keel's own three; peers map them as docs/BENCH.md says
 // (LMDB: sync = default flags, batch = MDB_NOSYNC + env_sync every window,
 // checkpoint = MDB_NOSYNC). `none` is a system without durability (RAM maps,

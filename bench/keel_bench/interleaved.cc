@@ -91,6 +91,7 @@ void run_fill_interleaved(const config& c, reporter& rep) {
     if (c.want_system(s.name) && s.fill) sys.push_back(&s);
   if (sys.empty()) return;
   std::vector<std::vector<double>> ns(sys.size());
+  std::vector<std::vector<process_usage>> use(sys.size());
   std::vector<std::uint64_t> bad(sys.size(), 0);
   std::vector<double> secs(sys.size(), 0);
   std::vector<bool> txn(sys.size(), false);
@@ -105,6 +106,7 @@ void run_fill_interleaved(const config& c, reporter& rep) {
       bad[i] += f.bad;
       txn[i] = f.txn;
       ns[i].push_back(f.secs * 1e9 / double(c.num));
+      use[i].push_back(f.usage);
     }
   std::string order;
   for (const system_entry* s : sys) order += (order.empty() ? "" : " ") + std::string(s->name);
@@ -119,9 +121,20 @@ void run_fill_interleaved(const config& c, reporter& rep) {
     const std::string rounds = take_rounds(r, ns[i]);
     r.mb_per_s = double(8 + c.value_size) / r.ns_per_op * 1e3;
     r.mismatches = bad[i];
+    // Where each round's time went, summed over the process's threads: the
+    // kernel's share is mostly page faults on fresh file pages (whose price
+    // varies from day to day on a VM), user time is the map's own work.
+    std::string cost;
+    for (std::size_t k = 0; k < use[i].size(); ++k) {
+      const process_usage& u = use[i][k];
+      r.extra[fmt::format("round_{}_sys_s", k)] = u.sys_s;
+      r.extra[fmt::format("round_{}_user_s", k)] = u.user_s;
+      r.extra[fmt::format("round_{}_faults", k)] = double(u.faults);
+      cost += fmt::format("{}{:.2f}/{:.2f}/{}k", k ? " " : "", u.sys_s, u.user_s, (u.faults + 500) / 1000);
+    }
     r.note = fmt::format("median of {} rounds, ns per insert: {}; each round one fresh fill of {} keys per system, round r "
-                         "from the r-th of: {}",
-                         c.fill_rounds, rounds, c.num, order);
+                         "from the r-th of: {}; per round kernel s / user s / page faults, all threads: {}",
+                         c.fill_rounds, rounds, c.num, order, cost);
     rep.add(std::move(r));
   }
 }

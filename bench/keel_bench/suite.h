@@ -904,6 +904,11 @@ struct fill_outcome {
   double secs = 0;
   std::uint64_t bad = 0;
   bool txn = false;  // the system has transactions (the fill's variant names them)
+  // The timed loop's cost to the whole process (every thread: Keel's
+  // prefaulter and flusher count): CPU seconds in the kernel and in user
+  // space, and page faults. A fill's kernel share is mostly page faults on
+  // fresh file pages, whose price this VM varies from day to day.
+  process_usage usage;
 };
 
 template <class A>
@@ -915,6 +920,7 @@ fill_outcome fill_once(const config& c, const std::string& dir) {
   A db(c);
   db.create(dir, A::kTxn ? c.modes.front() : mode::none);
   V v;
+  const process_usage u0 = process_usage::now();
   const auto t0 = clk::now();
   for (std::uint64_t i = 0; i < c.num; ++i) {
     if (i % t == 0) db.begin();
@@ -923,6 +929,7 @@ fill_outcome fill_once(const config& c, const std::string& dir) {
     if (i % t == t - 1 || i + 1 == c.num) db.commit();
   }
   out.secs = secs_since(t0);
+  out.usage = process_usage::now() - u0;
   std::uint64_t& bad = out.bad;
   if (db.size() != c.num) ++bad;
   db.read_begin();
