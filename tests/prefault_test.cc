@@ -3,8 +3,9 @@
 // writable, or reads fresh space in ahead of a large allocation. First the
 // class against a scripted os (chunks, order, the answers that stop it,
 // stop() while a call is in progress, the queue bound, the two kinds),
-// then a store whose hash map resizes into blocks it prefaults and reads
-// the space of its next table in ahead of the doubling.
+// then a store whose hash map resizes into blocks it prefaults and makes
+// the space of its next table writable (past a budget: read in) ahead of
+// the doubling.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -268,16 +269,23 @@ TEST_CASE("prefault: a hash map's resizes prefault their slot blocks of 1 MiB an
   sim_os sys;
   // 100,000 u64/u64 entries: the table doubles through 1 MiB (4,096 groups
   // of 16 slots of 16 bytes) and 2 MiB of slots; smaller ones are skipped.
-  constexpr u64 kN = 100000, kExpect = (1u << 20) + (2u << 20);
+  // Each of those doublings, and the next one (to 16,384 groups, whose mark
+  // at 86,016 entries is passed), also had its new table's two blocks made
+  // writable ahead: 64 KiB + 1 MiB, 128 KiB + 2 MiB, 256 KiB + 4 MiB.
+  constexpr u64 kN = 100000, kResizes = (1u << 20) + (2u << 20);
+  constexpr u64 kAhead = (64u << 10) + (1u << 20) + (128u << 10) + (2u << 20) + (256u << 10) + (4u << 20);
   {
     auto db = keel::store::open(path, opts(sys));
     fill(*db, kN);
-    REQUIRE(eventually([&] { return db->info().prefaulted_bytes == kExpect; }));
-    CHECK(sys.calls(op::populate) == 2);  // one 1 MiB chunk, then one 2 MiB chunk
-    // Ahead of the doublings to 4,096 and 8,192 groups: each new table's
-    // space, once (the next doubling's mark, 100,352 entries, is not reached).
-    CHECK(sys.read_populates().size() == 3);  // 1 MiB + 64 KiB, then 2 MiB + 128 KiB in two chunks
-    CHECK(db->info().read_ahead_bytes >= (1u << 20) + (64u << 10) + (2u << 20) + (128u << 10));
+    REQUIRE(eventually([&] { return db->info().prefaulted_bytes == kResizes + kAhead; }));
+    // Ahead: one call per block, the 4 MiB one in two chunks; then the two
+    // resizes' slot blocks, the 2 MiB one a chunk.
+    CHECK(sys.calls(op::populate) == 9);
+    u64 asked = 0;
+    for (const auto& [lo, hi] : sys.write_populates()) asked += hi - lo;
+    CHECK(asked == kResizes + kAhead);
+    CHECK(sys.read_populates().empty());  // all of it under the writable budget
+    CHECK(db->info().read_ahead_bytes == 0);
     CHECK(db->info().file_size >= db->info().arena_used);
     expect_filled(*db, kN);
     db->close();
@@ -306,9 +314,13 @@ TEST_CASE("prefault: a kernel without MADV_POPULATE_WRITE is asked once; a faile
     sys.fail(op::populate, 1, EFAULT);
     auto db = keel::store::open(path, opts(sys));
     fill(*db, kN);
-    REQUIRE(eventually([&] { return db->info().prefaulted_bytes == (2u << 20); }));  // the 1 MiB chunk failed
+    // The first call, the 64 KiB control block made writable ahead of the
+    // doubling to 4,096 groups, failed; everything after it went through.
+    constexpr u64 kAll = (1u << 20) + (2u << 20) + (64u << 10) + (1u << 20) + (128u << 10) + (2u << 20) +
+                         (256u << 10) + (4u << 20);
+    REQUIRE(eventually([&] { return db->info().prefaulted_bytes == kAll - (64u << 10); }));
     db->close();
-    CHECK(sys.calls(op::populate) == 2);
+    CHECK(sys.calls(op::populate) == 9);
   }
   CHECK(clean(keel::check(path)));
   sim_os again;
@@ -397,57 +409,107 @@ table_span cur_table(keel::store& db) {
 
 }  // namespace
 
-TEST_CASE("prefault: an eighth of the way before a doubling, the new table's space is read in ahead") {
+// The file ranges populate_write was asked for from the index `from` on,
+// merged where they touch: [lo, hi) pairs in order.
+std::vector<std::pair<u64, u64>> merged_writes(const sim_os& sys, std::size_t from) {
+  std::vector<std::pair<u64, u64>> out;
+  const auto all = sys.write_populates();
+  for (std::size_t i = from; i < all.size(); ++i) {
+    if (!out.empty() && out.back().second == all[i].first)
+      out.back().second = all[i].second;
+    else
+      out.push_back(all[i]);
+  }
+  return out;
+}
+
+TEST_CASE("prefault: a quarter of the way before a doubling, the new table's blocks are made writable ahead") {
   keel_test::temp_dir dir;
   const std::string path = dir.path("a.keel");
   sim_os sys;
   auto db = keel::store::open(path, opts(sys));
-  // 2,048 groups grow at 28,672 used slots; the mark is 25,088. The next
-  // table, 4,096 groups, has 643 pages of 40-byte slots, which its size
-  // class rounds up: the space read in must allow for that.
-  fill<wide>(*db, 25087);
-  // The doubling to 2,048 groups (1.3 MiB of slots) was read ahead at its
-  // own mark, 12,544 entries. Wait for that, then cross the next mark.
-  REQUIRE(eventually([&] { return db->info().read_ahead_bytes >= (32u << 10) + 322 * 4096; }));
-  const std::size_t earlier = sys.read_populates().size();
-  REQUIRE(earlier >= 1);
-  fill<wide>(*db, 25088);  // the 25,088th entry crosses the mark
+  // 2,048 groups grow at 28,672 used slots; the mark is 21,504. The next
+  // table, 4,096 groups, has a 64 KiB control block and 643 pages of 40-byte
+  // slots, which its size class rounds up to 768: the file is extended for
+  // the class, but only the 643 pages are populated.
+  fill<wide>(*db, 21503);
+  // The doubling to 2,048 groups (a 32 KiB control block, 322 pages of
+  // slots) was prepared at its own mark, 10,752 entries, and happened since.
+  // Its blocks ahead, then its slot block when it started.
+  REQUIRE(eventually([&] { return db->info().prefaulted_bytes == (32u << 10) + 2 * 322 * 4096; }));
+  const std::size_t earlier = sys.write_populates().size();
+  fill<wide>(*db, 21504);  // the 21,504th entry crosses the mark
   const keel::store_info at_mark = db->info();
-  // Chunks of at most 2 MiB, recorded before each call, counted after it.
+  // Chunks of at most 2 MiB, recorded before each call, counted after it:
+  // the control block, then the slot block right after it, one range.
   u64 lo = 0, hi = 0;
   REQUIRE(eventually([&] {
-    const auto all = sys.read_populates();
-    if (all.size() <= earlier) return false;
-    const std::vector<std::pair<u64, u64>> reads(all.begin() + static_cast<std::ptrdiff_t>(earlier), all.end());
-    lo = reads.front().first, hi = reads.back().second;
-    u64 sum = 0, before = 0;
-    for (const auto& [a, b] : reads) sum += b - a;
-    for (std::size_t i = 0; i < earlier; ++i) before += all[i].second - all[i].first;
-    return sum == hi - lo && hi - lo >= (64u << 10) + 643 * 4096 && db->info().read_ahead_bytes == before + sum;
+    const auto ranges = merged_writes(sys, earlier);
+    if (ranges.size() != 1) return false;
+    lo = ranges[0].first, hi = ranges[0].second;
+    return hi - lo == (64u << 10) + 643 * 4096;
   }));
+  REQUIRE(eventually([&] { return db->info().prefaulted_bytes == at_mark.prefaulted_bytes + (hi - lo); }));
   CHECK(lo == (at_mark.arena_used + 4095) / 4096 * 4096);  // the fresh space past the cursor
-  CHECK(at_mark.file_size >= hi);                          // the file was extended for it
+  CHECK(at_mark.file_size >= hi + (768 - 643) * 4096);     // extended to the slot block's class end
   CHECK(cur_table<wide>(*db).slots_end <= lo);             // nothing moved yet
+  CHECK(sys.read_populates().empty());                      // under the writable budget
 
-  fill<wide>(*db, 30000);  // the doubling: its blocks land where they were read in, with no further growth
+  fill<wide>(*db, 30000);  // the doubling: its blocks land where they were prepared, with no further growth
   const table_span t = cur_table<wide>(*db);
   CHECK(t.ctrl_end - t.ctrl == (64u << 10));
   // The control block may come from a free block of its size class, below
-  // the cursor; the slot block, which no free block can serve after a
-  // doubling fill, takes the fresh space.
-  CHECK((t.ctrl_end <= lo || (t.ctrl >= lo && t.ctrl_end <= hi)));
+  // the cursor, and the slot block then starts where it was predicted: it
+  // still lies inside what was populated. Otherwise both are exactly it.
+  CHECK((t.ctrl_end <= lo || (t.ctrl == lo && t.ctrl_end + 643 * 4096 == hi)));
   CHECK((t.slots >= lo && t.slots_end <= hi));
-  // Exactly to the end of the slot block's size class (768 pages for 643:
-  // docs/FORMAT.md, "Size classes" under the meta page): the prediction is tight.
-  CHECK(hi - t.slots_end == (768 - 643) * 4096);
   CHECK(db->info().file_size == at_mark.file_size);
-  CHECK(sys.read_populates().back().second == hi);  // once per doubling
+  // Ahead once; then the resize's own request for its slot block.
+  const auto after = merged_writes(sys, earlier);
+  REQUIRE(after.size() == 2);
+  CHECK((after[1].first == t.slots && after[1].second == t.slots_end));
   expect_filled<wide>(*db, 30000);
   db->close();
   CHECK(clean(keel::check(path)));
   sim_os again;
   auto re = keel::store::open(path, opts(again));
   expect_filled<wide>(*re, 30000);
+}
+
+TEST_CASE("prefault: past a thirty-second of the machine's memory, the next table's space is only read in ahead") {
+  keel_test::temp_dir dir;
+  const std::string path = dir.path("b.keel");
+  sim_os sys;
+  sys.memory_bytes = 32u << 20;  // a budget of 1 MiB per doubling
+  auto db = keel::store::open(path, opts(sys));
+  fill<wide>(*db, 21503);
+  // The doubling to 2,048 groups: its blocks ahead (1 MiB writable, the
+  // rest read), then its slot block when it started.
+  REQUIRE(eventually([&] {
+    const keel::store_info i = db->info();
+    return i.prefaulted_bytes == (1u << 20) + 322 * 4096 && i.read_ahead_bytes == (32u << 10) + 322 * 4096 - (1u << 20);
+  }));
+  const std::size_t writes_before = sys.write_populates().size(), reads_before = sys.read_populates().size();
+  const keel::store_info before = db->info();
+  fill<wide>(*db, 21504);
+  // 64 KiB of control bytes and the first 960 KiB of the slots writable;
+  // the slots' other 643 * 4 KiB - 960 KiB read in (clean).
+  constexpr u64 kSlots = 643 * 4096, kBudget = 1u << 20;
+  REQUIRE(eventually([&] {
+    const keel::store_info i = db->info();
+    return i.prefaulted_bytes - before.prefaulted_bytes == kBudget &&
+           i.read_ahead_bytes - before.read_ahead_bytes == (64u << 10) + kSlots - kBudget;
+  }));
+  const auto w = merged_writes(sys, writes_before);
+  REQUIRE(w.size() == 1);
+  const auto reads = sys.read_populates();
+  REQUIRE(reads.size() > reads_before);
+  CHECK(reads[reads_before].first == w[0].second);  // the reads go on where the writable part ends
+  CHECK(reads.back().second - w[0].first == (64u << 10) + kSlots);
+  fill<wide>(*db, 30000);
+  expect_filled<wide>(*db, 30000);
+  db->close();
+  CHECK(clean(keel::check(path)));
 }
 
 TEST_CASE("prefault: a full disk when the next table's space is asked for ahead changes nothing") {
@@ -457,17 +519,18 @@ TEST_CASE("prefault: a full disk when the next table's space is asked for ahead 
   u64 file_before = 0;
   {
     auto db = keel::store::open(path, opts(sys));
-    fill(*db, 25000);
+    fill(*db, 21000);  // 2,048 groups; the mark is 21,504
     file_before = db->info().file_size;
     const int fallocs = sys.calls(op::fallocate);
     sys.fail(op::fallocate, 1, ENOSPC);  // the hint's extension, the transaction's first: refused
     auto m = keel::hash_map<u64, u64>::open(*db, "m");
     db->write([&](keel::write_txn& tx) {  // crosses the mark; no error
-      for (u64 k = 25000; k < 25100; ++k) m.put(tx, k * 0x9E3779B97F4A7C15ull, ~k);
+      for (u64 k = 21000; k < 21600; ++k) m.put(tx, k * 0x9E3779B97F4A7C15ull, ~k);
     });
     CHECK(sys.calls(op::fallocate) >= fallocs + 1);
     CHECK(db->info().file_size == file_before);
-    for (const auto& [lo, hi] : sys.read_populates()) CHECK(hi <= file_before);  // only what the file has
+    for (const auto& [lo, hi] : sys.write_populates()) CHECK(hi <= file_before);  // only what the file has
+    for (const auto& [lo, hi] : sys.read_populates()) CHECK(hi <= file_before);
     fill(*db, 30000);  // the doubling extends the file itself
     CHECK(db->info().file_size > file_before);
     CHECK(m.size() == 30000);

@@ -34,12 +34,13 @@ struct store_info {
   std::uint64_t recovered_records = 0;
   std::uint64_t restored_pages = 0;
   // Bytes of the mapping the writer's background thread has made present
-  // and writable ahead of its writes since the open (write_txn::prefault);
-  // 0 for a read-only handle or where the OS cannot do it.
+  // and writable ahead of its writes since the open (write_txn::prefault,
+  // and write_txn::prefault_ahead within its budget); 0 for a read-only
+  // handle or where the OS cannot do it.
   std::uint64_t prefaulted_bytes = 0;
   // Bytes of fresh space past the allocation cursor the same thread has
-  // read into memory (clean) ahead of a large allocation since the open
-  // (write_txn::prefault_ahead); 0 where it cannot.
+  // only read into memory (clean) ahead of a large allocation since the
+  // open (write_txn::prefault_ahead past its budget); 0 where it cannot.
   std::uint64_t read_ahead_bytes = 0;
   // Bytes of committed space the same thread has asked the kernel to read
   // ahead since the open (write_txn::read_ahead: a hash map's tables, at

@@ -107,14 +107,17 @@ class write_txn {
   // them). Changes no byte, in the mapping or the file. The part outside
   // the space allocated so far is ignored, as is a finished transaction.
   void prefault(std::uint64_t off, std::uint64_t len) noexcept;
-  // A hint that allocations of these sizes, in this order, are coming (a
-  // hash table's next doubling): the store extends the file now to hold
-  // them past the allocation cursor, where they go when no free block
-  // serves them (a full disk skips that), and a background thread reads
-  // that fresh space into memory, so that the first writes to it do not
-  // each wait for the kernel to zero-fill pages. The pages stay clean until
-  // written: nothing is written back for them if the allocations never
-  // come, and no byte changes. Ignored for a finished transaction.
+  // A hint that allocations of these sizes (at most four), in this order,
+  // are coming (a hash table's next doubling): the store extends the file
+  // now to hold them past the allocation cursor, where they go when no free
+  // block serves them (a full disk skips that), and a background thread
+  // makes the bytes each will hold present and writable, so that the
+  // writes to them take no page fault. No byte changes. Past a thirty-
+  // second of the machine's memory (os::physical_memory) the pages are only
+  // read in, clean; the writable ones, dirty zeros, are written back by
+  // the kernel as such if the allocations never come (a checkpoint does
+  // not wait for them: they lie past the cursor). Ignored for a finished
+  // transaction. docs/DURABILITY.md, "Prefaulting fresh space".
   void prefault_ahead(std::span<const std::uint64_t> sizes) noexcept;
   // A hint for committed space this transaction and the next are about to
   // touch, such as a hash map's tables at a writer's first write to it: the

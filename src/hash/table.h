@@ -363,13 +363,15 @@ void start_resize(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol,
 template <class P>
 void make_room(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol) {
   if ((rt.cur.used + 1) * 8 <= rt.cur.groups * kGroup * 7) {
-    // An eighth of the way before the doubling: have the space its table
+    // A quarter of the way before the doubling: have the space its table
     // will most likely take (fresh space past the allocation cursor: after
-    // a doubling fill no free block is that large) read in on the second
-    // core, so that the resize's first writes to it do not each wait for
-    // the kernel to zero-fill pages (write_txn::prefault_ahead).
+    // a doubling fill no free block is that large) made writable on the
+    // second core, so that the resize's writes to it take no page faults
+    // (write_txn::prefault_ahead). A quarter of the inserts to the
+    // doubling gives that thread the time: at about 4 us per page it needs
+    // about two thirds of it in a 10M fill (docs/PERFORMANCE.md).
     const std::uint64_t limit = rt.cur.groups * kGroup * 7 / 8;
-    if (rt.old.groups == 0 && rt.cur.used + 1 == limit - limit / 8 && rt.cur.groups < fmt::kMaxGroups) {
+    if (rt.old.groups == 0 && rt.cur.used + 1 == limit - limit / 4 && rt.cur.groups < fmt::kMaxGroups) {
       const std::uint64_t next = rt.cur.groups * 2, slots = pol.g.slot_bytes(next);
       const std::uint64_t sizes[] = {next * kGroup, slots};  // new_table's two allocations, in order
       if (slots >= kPrefaultFromBytes) tx.prefault_ahead(sizes);

@@ -7,7 +7,6 @@
 #include <new>
 
 #include <sys/mman.h>
-#include <unistd.h>
 
 #include "alloc/allocator.h"
 #include "os/io.h"
@@ -614,11 +613,7 @@ void write_txn::read_ahead(std::uint64_t off, std::uint64_t len) noexcept {
   const std::uint64_t lo = off & ~(kPage - 1), hi = std::min(fmt::align_up(off + std::min(len, end - off), kPage), end);
   // More than a quarter of the machine's memory would evict its own first
   // pages (or the rest of the system's) before they are used.
-  static const std::uint64_t cap = [] {
-    const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGESIZE);
-    return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) / 4 : 0;
-  }();
-  if (hi - lo <= cap) t.s.faults->read_ahead(t.s.base + lo, hi - lo);
+  if (hi - lo <= t.s.sys->physical_memory() / 4) t.s.faults->read_ahead(t.s.base + lo, hi - lo);
 }
 
 bool write_txn::first_touch(std::uint64_t key) noexcept {
@@ -637,23 +632,47 @@ bool write_txn::first_touch(std::uint64_t key) noexcept {
 void write_txn::prefault_ahead(std::span<const std::uint64_t> sizes) noexcept {
   if (!p_ || !p_->active || !p_->s.faults) return;
   impl& t = *p_;
-  const std::uint64_t max = t.s.sb.max_size, lo = fmt::align_up(t.cursor, kPage);
-  std::uint64_t hi = t.cursor;  // where the last of them would end, placed as allocate() would
-  for (const std::uint64_t n : sizes) {
+  // Where each block would go, placed as allocate() would at the cursor:
+  // [at, at + n) of a class-sized span.
+  struct block {
+    std::uint64_t at, n;
+  };
+  constexpr std::size_t kMaxBlocks = 4;
+  if (sizes.size() > kMaxBlocks) return;
+  block blocks[kMaxBlocks];
+  const std::uint64_t max = t.s.sb.max_size;
+  std::uint64_t hi = t.cursor;  // where the last of them would end
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const std::uint64_t n = sizes[i];
     if (n == 0 || n > max) return;
     const std::uint64_t bytes = allocator::class_bytes(allocator::class_of(n));
     hi = allocator::bump_at(hi, bytes);
     if (bytes > max || hi > max - bytes) return;  // they would not fit: the allocation reports it
+    blocks[i] = {hi, n};
     hi += bytes;
   }
   hi = fmt::align_up(hi, kPage);
-  if (hi <= lo) return;
+  if (hi <= fmt::align_up(t.cursor, kPage)) return;
   try {
     t.s.grow(hi, true);  // what the allocations would need; the size is durable at the next checkpoint
-  } catch (...) {  // a full disk (or an I/O failure, which the next write meets too): read what there is
+  } catch (...) {  // a full disk (or an I/O failure, which the next write meets too): populate what there is
   }
-  const std::uint64_t end = std::min(hi, t.s.file_size);
-  if (end > lo) t.s.faults->request(t.s.base + lo, end - lo, false);
+  // The bytes each block will hold, not its size class's slack, which
+  // nothing writes: writable up to a thirty-second of the machine's memory,
+  // in order, then only read in. That many dirty zero pages stay far under
+  // the kernel's background write-back threshold (a tenth of memory by
+  // default), which would otherwise write them back, and write-protect them
+  // again, before the doubling reaches them.
+  std::uint64_t budget = t.s.sys->physical_memory() / 32;
+  for (std::size_t i = 0; i < sizes.size(); ++i) {
+    const std::uint64_t lo = blocks[i].at & ~(kPage - 1);
+    const std::uint64_t end = std::min(fmt::align_up(blocks[i].at + blocks[i].n, kPage), t.s.file_size);
+    if (end <= lo) continue;
+    const std::uint64_t w = std::min(budget, end - lo);
+    if (w > 0) t.s.faults->request(t.s.base + lo, w, true);
+    if (w < end - lo) t.s.faults->request(t.s.base + lo + w, end - lo - w, false);
+    budget -= w;
+  }
 }
 
 const std::byte* write_txn::committed_bytes(std::uint64_t off, std::size_t len) {

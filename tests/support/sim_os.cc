@@ -227,6 +227,7 @@ int sim_os::populate(op which, void* addr, std::size_t len) {
       return -EFAULT;
     }
     if (which == op::populate_read) read_populates_.emplace_back(off, off + len);
+    if (which == op::populate) write_populates_.emplace_back(off, off + len);
     if (which == op::read_ahead) read_aheads_.emplace_back(off, off + len);
   }
   if (which == op::read_ahead) return real_.advise_willneed(addr, len);
@@ -246,6 +247,13 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::read_populates() co
   std::lock_guard g(mu_);
   return read_populates_;
 }
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::write_populates() const {
+  std::lock_guard g(mu_);
+  return write_populates_;
+}
+
+std::uint64_t sim_os::physical_memory() { return memory_bytes != 0 ? memory_bytes : real_.physical_memory(); }
 
 int sim_os::stray_populates() const {
   std::lock_guard g(mu_);

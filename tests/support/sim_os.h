@@ -69,11 +69,16 @@ class sim_os final : public keel::os {
   int stray_populates() const;
   // The file ranges [offset, end) populate_read was asked for, in order.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates() const;
+  // The same for populate_write.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> write_populates() const;
   // The same for advise_willneed (op::read_ahead).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> read_aheads() const;
   // Each populate call first sleeps this long (a slow disk or a large
   // block): set before the store opens.
   int populate_delay_ms = 0;
+  // What physical_memory() answers when non-zero (else the machine's):
+  // set before the store opens.
+  std::uint64_t memory_bytes = 0;
 
   // keel::os
   int open(const std::string& path, int flags, mode_t mode) override;
@@ -92,6 +97,7 @@ class sim_os final : public keel::os {
   int advise_random_reads(int fd) override;                     // op::advise_random_reads
   int populate_write(void* addr, std::size_t len) override;      // op::populate
   int populate_read(void* addr, std::size_t len) override;       // op::populate_read
+  std::uint64_t physical_memory() override;
   int advise_willneed(void* addr, std::size_t len) override;     // op::read_ahead
   int msync(void* addr, std::size_t len) override;
   int try_lock(int fd) override;
@@ -131,7 +137,7 @@ class sim_os final : public keel::os {
   std::array<std::uint8_t, 16> boot_;
   int boot_id_reads_ = 0;
   int stray_populates_ = 0;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_, read_aheads_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_, write_populates_, read_aheads_;
   int populate(op which, void* addr, std::size_t len);
 };
 
