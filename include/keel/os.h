@@ -99,11 +99,11 @@ class os {
     (void)len;
     return -EOPNOTSUPP;
   }
-  // Bytes of the machine's physical memory, 0 when unknown. Bounds what
-  // the writer's background thread reads ahead (write_txn::read_ahead) and
-  // makes writable ahead of use (write_txn::prefault_ahead). The default
-  // returns 0: neither is done.
-  virtual std::uint64_t physical_memory() { return 0; }
+  // Bytes of the machine's physical memory, 0 when unknown (then neither
+  // is done): bounds what the writer's background thread reads ahead
+  // (write_txn::read_ahead) and makes writable ahead of use
+  // (write_txn::prefault_ahead). The default asks sysconf(_SC_PHYS_PAGES).
+  virtual std::uint64_t physical_memory();
   // msync(MS_SYNC) of [addr, addr+len) of a mapping made by mmap() above.
   virtual int msync(void* addr, std::size_t len) = 0;
   // Exclusive open-file-description lock on fd (F_OFD_SETLK, never plain

@@ -66,13 +66,6 @@ class posix final : public os {
     return neg(::madvise(addr, len, MADV_POPULATE_READ));
   }
   int advise_willneed(void* addr, std::size_t len) override { return neg(::madvise(addr, len, MADV_WILLNEED)); }
-  std::uint64_t physical_memory() override {
-    static const std::uint64_t bytes = [] {
-      const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGESIZE);
-      return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 0;
-    }();
-    return bytes;
-  }
   int msync(void* addr, std::size_t len) override { return neg(::msync(addr, len, MS_SYNC)); }
   int try_lock(int fd) override {
     struct flock fl {};
@@ -152,6 +145,14 @@ class posix final : public os {
 };
 
 }  // namespace
+
+std::uint64_t os::physical_memory() {
+  static const std::uint64_t bytes = [] {
+    const long pages = ::sysconf(_SC_PHYS_PAGES), size = ::sysconf(_SC_PAGESIZE);
+    return pages > 0 && size > 0 ? static_cast<std::uint64_t>(pages) * static_cast<std::uint64_t>(size) : 0;
+  }();
+  return bytes;
+}
 
 os& posix_os() {
   static posix instance;
