@@ -409,6 +409,8 @@ table_span cur_table(keel::store& db) {
 
 }  // namespace
 
+namespace {
+
 // The file ranges populate_write was asked for from the index `from` on,
 // merged where they touch: [lo, hi) pairs in order.
 std::vector<std::pair<u64, u64>> merged_writes(const sim_os& sys, std::size_t from) {
@@ -422,6 +424,8 @@ std::vector<std::pair<u64, u64>> merged_writes(const sim_os& sys, std::size_t fr
   }
   return out;
 }
+
+}  // namespace
 
 TEST_CASE("prefault: a quarter of the way before a doubling, the new table's blocks are made writable ahead") {
   keel_test::temp_dir dir;
@@ -460,8 +464,9 @@ TEST_CASE("prefault: a quarter of the way before a doubling, the new table's blo
   const table_span t = cur_table<wide>(*db);
   CHECK(t.ctrl_end - t.ctrl == (64u << 10));
   // The control block may come from a free block of its size class, below
-  // the cursor, and the slot block then starts where it was predicted: it
-  // still lies inside what was populated. Otherwise both are exactly it.
+  // the cursor; the slot block then starts at the cursor, where the control
+  // block was predicted, and still lies inside what was populated.
+  // Otherwise both are exactly where they were predicted.
   CHECK((t.ctrl_end <= lo || (t.ctrl == lo && t.ctrl_end + 643 * 4096 == hi)));
   CHECK((t.slots >= lo && t.slots_end <= hi));
   CHECK(db->info().file_size == at_mark.file_size);
