@@ -459,6 +459,13 @@ TEST_CASE("prefault: a quarter of the way before a doubling, the new table's blo
   CHECK(at_mark.file_size >= hi + (768 - 643) * 4096);     // extended to the slot block's class end
   CHECK(cur_table<wide>(*db).slots_end <= lo);             // nothing moved yet
   CHECK(sys.read_populates().empty());                      // under the writable budget
+  // Those pages are dirty zeros past the cursor: a checkpoint now syncs
+  // the mapping only up to the cursor, so it never writes them back.
+  const std::size_t syncs = sys.msyncs().size();
+  db->checkpoint();
+  const auto after_ckpt = sys.msyncs();
+  REQUIRE(after_ckpt.size() > syncs);
+  for (std::size_t i = syncs; i < after_ckpt.size(); ++i) CHECK(after_ckpt[i].second <= lo);
 
   fill<wide>(*db, 30000);  // the doubling: its blocks land where they were prepared, with no further growth
   const table_span t = cur_table<wide>(*db);

@@ -253,6 +253,11 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::write_populates() c
   return write_populates_;
 }
 
+std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::msyncs() const {
+  std::lock_guard g(mu_);
+  return msyncs_;
+}
+
 std::uint64_t sim_os::physical_memory() { return memory_bytes != 0 ? memory_bytes : real_.physical_memory(); }
 
 int sim_os::stray_populates() const {
@@ -264,6 +269,10 @@ int sim_os::msync(void* addr, std::size_t len) {
   std::uint64_t off = 0;
   const std::string p = path_of_mapping(addr, &off);
   if (int e = before(op::msync, p)) return e;
+  {
+    std::lock_guard g(mu_);
+    msyncs_.emplace_back(off, off + len);
+  }
   int r = real_.msync(addr, len);
   if (r == 0) make_durable(p, off, len);
   return r;

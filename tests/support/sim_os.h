@@ -71,6 +71,8 @@ class sim_os final : public keel::os {
   std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates() const;
   // The same for populate_write.
   std::vector<std::pair<std::uint64_t, std::uint64_t>> write_populates() const;
+  // The file ranges msync was asked for, in order.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> msyncs() const;
   // The same for advise_willneed (op::read_ahead).
   std::vector<std::pair<std::uint64_t, std::uint64_t>> read_aheads() const;
   // Each populate call first sleeps this long (a slow disk or a large
@@ -137,7 +139,7 @@ class sim_os final : public keel::os {
   std::array<std::uint8_t, 16> boot_;
   int boot_id_reads_ = 0;
   int stray_populates_ = 0;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_, write_populates_, read_aheads_;
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_, write_populates_, read_aheads_, msyncs_;
   int populate(op which, void* addr, std::size_t len);
 };
 
