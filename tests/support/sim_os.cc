@@ -238,25 +238,18 @@ int sim_os::populate_write(void* addr, std::size_t len) { return populate(op::po
 int sim_os::populate_read(void* addr, std::size_t len) { return populate(op::populate_read, addr, len); }
 int sim_os::advise_willneed(void* addr, std::size_t len) { return populate(op::read_ahead, addr, len); }
 
-std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::read_aheads() const {
+sim_os::ranges sim_os::locked_copy(const ranges& v) const {
   std::lock_guard g(mu_);
-  return read_aheads_;
+  return v;
 }
 
-std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::read_populates() const {
-  std::lock_guard g(mu_);
-  return read_populates_;
-}
+sim_os::ranges sim_os::read_aheads() const { return locked_copy(read_aheads_); }
 
-std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::write_populates() const {
-  std::lock_guard g(mu_);
-  return write_populates_;
-}
+sim_os::ranges sim_os::read_populates() const { return locked_copy(read_populates_); }
 
-std::vector<std::pair<std::uint64_t, std::uint64_t>> sim_os::msyncs() const {
-  std::lock_guard g(mu_);
-  return msyncs_;
-}
+sim_os::ranges sim_os::write_populates() const { return locked_copy(write_populates_); }
+
+sim_os::ranges sim_os::msyncs() const { return locked_copy(msyncs_); }
 
 std::uint64_t sim_os::physical_memory() { return memory_bytes != 0 ? memory_bytes : real_.physical_memory(); }
 

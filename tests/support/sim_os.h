@@ -68,13 +68,14 @@ class sim_os final : public keel::os {
   // fail with -EFAULT.
   int stray_populates() const;
   // The file ranges [offset, end) populate_read was asked for, in order.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates() const;
+  using ranges = std::vector<std::pair<std::uint64_t, std::uint64_t>>;
+  ranges read_populates() const;
   // The same for populate_write.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> write_populates() const;
-  // The file ranges msync was asked for, in order.
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> msyncs() const;
+  ranges write_populates() const;
   // The same for advise_willneed (op::read_ahead).
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_aheads() const;
+  ranges read_aheads() const;
+  // The file ranges msync was asked for, in order.
+  ranges msyncs() const;
   // Each populate call first sleeps this long (a slow disk or a large
   // block): set before the store opens.
   int populate_delay_ms = 0;
@@ -139,7 +140,8 @@ class sim_os final : public keel::os {
   std::array<std::uint8_t, 16> boot_;
   int boot_id_reads_ = 0;
   int stray_populates_ = 0;
-  std::vector<std::pair<std::uint64_t, std::uint64_t>> read_populates_, write_populates_, read_aheads_, msyncs_;
+  ranges read_populates_, write_populates_, read_aheads_, msyncs_;
+  ranges locked_copy(const ranges& v) const;  // v, read under mu_
   int populate(op which, void* addr, std::size_t len);
 };
 
