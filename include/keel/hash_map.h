@@ -184,7 +184,9 @@ class hash_map {
 
  private:
   hash_map(store& db, std::uint64_t root) : db_(&db), root_(root), root_ptr_(db.mapping() + root) {}
-  [[gnu::noinline]] std::optional<V> get_read(const K& key) const {
+  // The key by value, so that the inline get's caller need not keep it in
+  // memory for this rare path.
+  [[gnu::noinline]] std::optional<V> get_read(K key) const {
     return db_->read([&](const read_view& v) { return get(v, key); });
   }
   static constexpr detail::map_shape shape() { return {sizeof(K), sizeof(V)}; }

@@ -354,10 +354,13 @@ template <class K, class V>
 // absent, -1 as for map_probe_fast. Takes the layout from the cache again,
 // and checks it is one fill's, rather than from its caller, which then
 // keeps fewer values live across its own probe; reads the live max probe
-// and migrate mark from the root block r and bounds them.
+// and migrate mark from the root block r and bounds them. The key by
+// value, as for hash_map::get_read: a key whose address reached an
+// out-of-line call would sit in memory, and the inline lookup would read it
+// back before hashing.
 template <class K, class V>
 [[gnu::noinline]] int map_probe_fast_more(const std::byte* r, const layout_cache& c, std::uint64_t ver, bool home_full,
-                                          const K& key, V& out) {
+                                          const K key, V& out) {
   const std::uint64_t groups = c.groups(), seed = c.seed();
   const std::byte *ctrl = c.ctrl(), *slots = c.slots();
   const probe_table old_t = c.old_table();
