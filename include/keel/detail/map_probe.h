@@ -56,10 +56,10 @@ struct map_layout {
   static constexpr std::uint32_t pad = 4096 - spp * slot;  // unused bytes at each page's end
   // slots + ⌊i / spp⌋ · 4096 + (i mod spp) · slot (docs/FORMAT.md), written
   // as i · slot plus the pads of the pages before slot i's: no remainder to
-  // take, so one multiply fewer and a shorter chain, on the lookup's
-  // critical path (a loop of gets keeps as many lookups in flight as the
-  // CPU's window holds, so every instruction counts). idx < 2^32 (groups
-  // <= 2^28), so the quotient is taken in 32 bits.
+  // take, so one multiply fewer on the chain from the key to the slot it
+  // loads, which is what a loop of gets pays for (docs/PERFORMANCE.md,
+  // "Slot addresses without a remainder"). idx < 2^32 (groups <= 2^28), so
+  // the quotient is taken in 32 bits.
   static constexpr std::uint64_t slot_off(std::uint64_t slots, std::uint64_t idx) {
     const auto i = static_cast<std::uint32_t>(idx);
     return slots + std::uint64_t{i} * slot + (pad == 0 ? 0 : std::uint64_t{i / spp} * pad);
