@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "file/format.h"
+#include "support/sim_os.h"
 #include "support/temp_dir.h"
 #include "support/testing.h"
 #include "support/value_store.h"
@@ -621,6 +622,43 @@ TEST_CASE("the file grows far beyond initial_size") {
         w2->read([&](const read_view& v) { return std::memcmp(v.bytes(offs[k], kChunk), pat.data(), kChunk) == 0; });
     CHECK_MESSAGE(same, "chunk " << k);
   }
+}
+
+// A reader's open takes the file's size, then reads the live meta page. A
+// writer in between (another process, in production) may grow the file and
+// move the cursor past the size the reader took: the open must take the size
+// again, not report the store corrupt (readers_crash_test met this about
+// once in eight runs).
+TEST_CASE("a reader opening while the writer grows the file past the size it took") {
+  keel_test::temp_dir d;
+  const std::string p = d.path("a.keel");
+  auto w = store::open(p, small_opts());
+  w->write([](write_txn& tx) { tx.open_root("chunks", kind::raw, type_desc::none(), type_desc::none()); });
+  REQUIRE(w->info().file_size == 1_MiB);
+
+  constexpr std::size_t kChunk = 4_MiB;
+  const auto pat = pattern(kChunk, 7);
+  u64 off = 0;
+  keel_test::sim_os sys;
+  int grown = 0;
+  // map() runs its mmap after its fstat: grow the file and commit there.
+  sys.on_call = [&](op o, const std::string&) {
+    if (o != op::mmap || grown++ != 0) return;
+    w->write([&](write_txn& tx) {
+      off = tx.alloc(kChunk);
+      tx.write(off, pat.data(), pat.size());
+    });
+  };
+  keel::options ro = read_only_opts();
+  ro.os = &sys;
+  auto r = store::open(p, ro);
+  REQUIRE(grown == 1);
+  const u64 cursor_end = off + kChunk;
+  REQUIRE(cursor_end > 1_MiB);
+  CHECK(r->info().file_size >= cursor_end);
+  CHECK(r->read([&](const read_view& v) { return std::memcmp(v.bytes(off, kChunk), pat.data(), kChunk) == 0; }));
+  r->close();
+  w->close();
 }
 
 TEST_CASE("a full store throws errc::full and stays usable") {

@@ -336,11 +336,25 @@ void store::impl::map() {
   if (writable) faults = std::make_unique<prefaulter>(*sys);
 }
 
+std::uint64_t store::impl::observe_growth() const noexcept {
+  const std::int64_t sz = sys->file_size(fd);
+  std::uint64_t k = known_size.load();
+  if (sz > 0) {
+    const auto n = std::min<std::uint64_t>(static_cast<std::uint64_t>(sz), map_len);
+    while (k < n && !known_size.compare_exchange_weak(k, n)) {
+    }
+  }
+  return known_size.load();
+}
+
 bool store::impl::check_meta() {
   const fmt::meta_page* m = meta();
   if (std::memcmp(m->magic, fmt::kMetaMagic, 8) != 0) throw error(errc::corrupt, path, "meta page has no magic");
   const std::uint64_t cur = m->cursor;
-  if (cur < fmt::kArenaOffset || cur > file_size)
+  // A reader's map() took the size before this read of a live writer's
+  // cursor, which may since have moved past it into space grown meanwhile.
+  const std::uint64_t size = !writable && cur > file_size ? observe_growth() : file_size;
+  if (cur < fmt::kArenaOffset || cur > size)
     throw error(errc::corrupt, path, "meta page cursor " + std::to_string(cur) + " is outside the file");
   if (m->catalog_head != 0 && (m->catalog_head < fmt::kArenaOffset || m->catalog_head >= cur))
     throw error(errc::corrupt, path, "meta page catalog head is outside the arena");
@@ -488,17 +502,8 @@ void store::read_begin_slow(read_attempt& a) const {
     std::this_thread::sleep_for(std::chrono::microseconds(50));
   }
   std::uint64_t cursor = std::atomic_ref<std::uint64_t>(s.meta()->cursor).load(std::memory_order_relaxed);
-  if (cursor > s.known_size.load(std::memory_order_relaxed)) {
-    // The writer grew the file; never touch a page past its end (SIGBUS).
-    const std::int64_t sz = s.sys->file_size(s.fd);
-    if (sz > 0) {
-      std::uint64_t k = s.known_size.load();
-      const auto n = std::min<std::uint64_t>(static_cast<std::uint64_t>(sz), s.map_len);
-      while (k < n && !s.known_size.compare_exchange_weak(k, n)) {
-      }
-    }
-    cursor = std::min(cursor, s.known_size.load());
-  }
+  if (cursor > s.known_size.load(std::memory_order_relaxed))  // the writer grew the file
+    cursor = std::min(cursor, s.observe_growth());  // never touch a page past its end (SIGBUS)
   a.view.base_ = s.base;
   a.view.lo_ = fmt::kArenaOffset;
   a.view.hi_ = std::max<std::uint64_t>(cursor, fmt::kArenaOffset);

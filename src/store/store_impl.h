@@ -106,6 +106,11 @@ struct store::impl {
   // File bytes known to exist; readers raise it (a cache) when they see the
   // writer's cursor pass it.
   mutable std::atomic<std::uint64_t> known_size{0};
+  // Asks the kernel for the file's size again and raises known_size to it
+  // (at most the mapping); returns known_size. A writer grows the file
+  // before it moves the cursor past the old end, and never shrinks it, so a
+  // cursor read before this call lies within what it returns.
+  std::uint64_t observe_growth() const noexcept;
 
   // ---- writer state (guarded by write_mu) ----
   std::mutex write_mu;
