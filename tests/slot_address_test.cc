@@ -53,7 +53,7 @@ std::string check_slot_size() {
   };
   for (u64 page = 0; page < 40; ++page)
     for (u64 j : {u64{0}, u64{1}, spp - 1}) at(page * spp + j);
-  for (u64 back = 0; back < 40 * spp && back <= kMaxIdx; ++back) at(kMaxIdx - back);
+  for (u64 back = 0; back < 40 * spp; ++back) at(kMaxIdx - back);
   std::mt19937_64 rng(Slot);
   for (int n = 0; n < 2000; ++n) at(rng() % (kMaxIdx + 1));
   return err;

@@ -390,8 +390,9 @@ template <class K, class V>
 // fill's (still) before any is followed: a mix of two layouts could point
 // past the file. Inline it probes only the key's home group, which ends
 // most lookups (a match, or an empty slot); the live max probe is needed
-// only past it. Every instruction here counts: a loop of gets overlaps as
-// many lookups' cache misses as the CPU's window holds.
+// only past it, and any slot size takes this path. The chain from the key
+// to the slot's address is what a loop of gets pays for (docs/
+// PERFORMANCE.md, "Slot addresses without a remainder").
 template <class K, class V>
 [[gnu::always_inline]] inline int map_probe_fast(const store& db, const std::byte* r, const layout_cache& c,
                                                  const K& key, V& out) {
@@ -405,41 +406,26 @@ template <class K, class V>
   const std::uint64_t seed = c.seed();
   const std::byte *ctrl = c.ctrl(), *slots = c.slots();
   const std::uint32_t shift = c.shift();
-  // The group count only for the general probe: the compiler keeps an
-  // atomic load even when its value goes unused.
-  using L = map_layout<sizeof(K), sizeof(V)>;
-  constexpr bool kHomeInline = L::spp >= 16;  // slots of at most 256 bytes
-  const std::uint64_t groups = kHomeInline ? 0 : c.groups();
   if (!c.still(ver)) [[unlikely]]
     return -1;
-  int found;
-  if constexpr (kHomeInline) {
-    const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
-    const std::uint64_t gi = (h >> 1) >> shift;
-    // Start loading the preferred slot (usually the key's) while the
-    // control bytes load, so the two cache misses overlap.
-    const std::byte* pref = slots + L::slot_off(0, gi * 16 + preferred_slot(h));
-    __builtin_prefetch(pref);
-    __builtin_prefetch(pref + sizeof(K) + sizeof(V) - 1);  // the slot may straddle two lines
-    const std::byte* cg = ctrl + gi * 16;
-    for (std::uint32_t m = group_match(cg, tag_of(h)); m != 0; m &= m - 1) {
-      const std::byte* s = slots + L::slot_off(0, gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m)));
-      if (std::memcmp(s, &key, sizeof(K)) == 0) {
-        std::memcpy(&out, s + sizeof(K), sizeof(V));
-        return db.optimistic_validate(token) ? 1 : -1;
-      }
+  using L = map_layout<sizeof(K), sizeof(V)>;
+  const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
+  const std::uint64_t gi = (h >> 1) >> shift;
+  // Start loading the preferred slot (usually the key's) while the control
+  // bytes load, so the two cache misses overlap.
+  const std::byte* pref = slots + L::slot_off(0, gi * 16 + preferred_slot(h));
+  __builtin_prefetch(pref);
+  __builtin_prefetch(pref + sizeof(K) + sizeof(V) - 1);  // the slot may straddle two lines
+  const std::byte* cg = ctrl + gi * 16;
+  for (std::uint32_t m = group_match(cg, tag_of(h)); m != 0; m &= m - 1) {
+    const std::byte* s = slots + L::slot_off(0, gi * 16 + static_cast<std::uint64_t>(std::countr_zero(m)));
+    if (std::memcmp(s, &key, sizeof(K)) == 0) {
+      std::memcpy(&out, s + sizeof(K), sizeof(V));
+      return db.optimistic_validate(token) ? 1 : -1;
     }
-    const bool home_full = group_match(cg, 0) == 0;
-    found = home_full || c.resizing() ? map_probe_fast_more(r, c, ver, home_full, key, out) : 0;
-  } else {  // larger slots: the general probe
-    const std::uint64_t max_probe = load64(r + offsetof(map_root_bytes, cur) + 32);
-    if (max_probe >= groups) [[unlikely]]
-      return -1;
-    const std::uint64_t h = detail::map_key_hash(&key, sizeof(K), seed);
-    found = map_probe_groups(ctrl, slots, groups - 1, (h >> 1) >> shift, max_probe, h, 0, key, out) ? 1 : 0;
-    if (found == 0 && c.resizing()) [[unlikely]]
-      found = map_probe_fast_more(r, c, ver, false, key, out);
   }
+  const bool home_full = group_match(cg, 0) == 0;
+  const int found = home_full || c.resizing() ? map_probe_fast_more(r, c, ver, home_full, key, out) : 0;
   if (!db.optimistic_validate(token)) [[unlikely]]
     return -1;
   return found;
