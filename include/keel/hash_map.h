@@ -52,8 +52,9 @@ std::uint64_t map_size(const read_view& v, std::uint64_t root, map_shape s);
 std::uint64_t map_size(write_txn& tx, std::uint64_t root, map_shape s);
 // mode: 0 insert only, 1 insert or assign. Returns true when inserted.
 bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, const void* value, int mode);
-// Pointer to the value of key for in-place change (logged), or nullptr.
-void* map_value_for_update(write_txn& tx, std::uint64_t root, map_shape s, const void* key);
+// Offset of key's value (which may cross a page: write_txn::read/write),
+// or 0 when key is absent.
+std::uint64_t map_value_offset(write_txn& tx, std::uint64_t root, map_shape s, const void* key);
 bool map_erase(write_txn& tx, std::uint64_t root, map_shape s, const void* key);
 void map_clear(write_txn& tx, std::uint64_t root, map_shape s);
 void map_reserve(write_txn& tx, std::uint64_t root, map_shape s, std::uint64_t n);
@@ -71,7 +72,7 @@ class hash_map {
                 "hash_map stores trivially copyable keys and values");
   static_assert(std::has_unique_object_representations_v<K>,
                 "hash_map keys are hashed as bytes: K must have no padding and no floating point members");
-  static_assert(sizeof(K) + sizeof(V) <= 4000, "hash_map slots must fit in a page");
+  static_assert(sizeof(K) + sizeof(V) <= 4000, "hash_map entries are at most 4000 bytes");
 
  public:
   // Finds `name`, creating an empty map when absent (writable store only;
@@ -147,12 +148,12 @@ class hash_map {
   // Calls f(V&) on the stored value in place. Returns false when key is absent.
   template <class F>
   bool update(write_txn& tx, const K& key, F&& f) {
-    void* p = detail::map_value_for_update(tx, root_, shape(), &key);
-    if (!p) return false;
+    const std::uint64_t off = detail::map_value_offset(tx, root_, shape(), &key);
+    if (off == 0) return false;
     V v;
-    std::memcpy(&v, p, sizeof v);
+    tx.read(off, &v, sizeof v);
     f(v);
-    std::memcpy(p, &v, sizeof v);
+    tx.write(off, &v, sizeof v);
     return true;
   }
   bool erase(write_txn& tx, const K& key) { return detail::map_erase(tx, root_, shape(), &key); }
