@@ -532,10 +532,17 @@ constexpr u64 kSpanPerTxn = 300;  // key space growth per transaction of a cycle
 constexpr u64 kMaxKey = kCycle * kSpanPerTxn + 64;
 constexpr auto kHeartbeatLimit = 2000ms;
 
+// 32 bytes: with the 8-byte key a 40-byte slot, so two slots in every five
+// pages cross a page (docs/FORMAT.md "Slots") and are written, moved and
+// read in two parts; `tail`, the last word, sits on the second page.
 struct val {
-  u64 key, version, check;
+  u64 key, version, check, tail;
 };
 u64 check_of(u64 key, u64 version) { return mix(mix(key + 0x1234) ^ (version * 0x9E3779B97F4A7C15ull)); }
+val make_val(u64 key, u64 version) {
+  const u64 c = check_of(key, version);
+  return {key, version, c, ~c};
+}
 u64 pinned_key(u64 i) { return (u64{1} << 40) + i; }
 bool is_pinned(u64 k) { return k >= pinned_key(0) && k < pinned_key(kPinned); }
 
@@ -636,7 +643,7 @@ void raise_to(std::atomic<u64>& a, u64 v) {
           else if (x.kind == 1)
             map.erase(tx, x.key);
           else
-            map.put(tx, x.key, val{x.key, t, check_of(x.key, t)});
+            map.put(tx, x.key, make_val(x.key, t));
         }
         cur.count = t;
         cur.check = mix(t);
@@ -672,9 +679,10 @@ void raise_to(std::atomic<u64>& a, u64 v) {
   // (sampled) written to k by transaction `version`.
   u64 sample = 0;
   auto check_val = [&](u64 k, const val& v, const char* how) {
-    if (v.key != k || v.check != check_of(k, v.version))
+    if (v.key != k || v.check != check_of(k, v.version) || v.tail != ~v.check)
       fail(std::string(how) + ": key " + std::to_string(k) + " has a malformed value {key " + std::to_string(v.key) +
-           ", version " + std::to_string(v.version) + ", check " + std::to_string(v.check) + "}");
+           ", version " + std::to_string(v.version) + ", check " + std::to_string(v.check) + ", tail " +
+           std::to_string(v.tail) + "}");
     const u64 started = sh->started.load();
     if (v.version > started)
       fail(std::string(how) + ": key " + std::to_string(k) + " has version " + std::to_string(v.version) +
@@ -788,7 +796,7 @@ class harness {
     auto db = keel::store::open(path_, base_opts());
     db->write([&](keel::write_txn& tx) {
       auto map = keel::hash_map<u64, val>::open(*db, tx, kMap);
-      for (u64 i = 0; i < kPinned; ++i) map.put(tx, pinned_key(i), val{pinned_key(i), 0, check_of(pinned_key(i), 0)});
+      for (u64 i = 0; i < kPinned; ++i) map.put(tx, pinned_key(i), make_val(pinned_key(i), 0));
       tx.open_root(kMeta, keel::kind::raw, keel::type_desc::none(), keel::type_desc::of<meta>());
       tx.set_root(kMeta, tx.create(meta{0, mix(0)}).off);
     });
@@ -936,7 +944,7 @@ class harness {
     u64 wrong = 0;
     for (const auto& [k, ver] : model) {
       const std::optional<val> v = map.get(k);
-      if (!v || v->key != k || v->version != ver || v->check != check_of(k, ver)) ++wrong;
+      if (!v || v->key != k || v->version != ver || v->check != check_of(k, ver) || v->tail != ~v->check) ++wrong;
     }
     CHECK_MESSAGE(wrong == 0, ctx(), wrong, " keys differ from the model after ", mt.count, " transactions");
     u64 n = 0;
