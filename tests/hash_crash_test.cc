@@ -532,9 +532,10 @@ constexpr u64 kSpanPerTxn = 300;  // key space growth per transaction of a cycle
 constexpr u64 kMaxKey = kCycle * kSpanPerTxn + 64;
 constexpr auto kHeartbeatLimit = 2000ms;
 
-// 32 bytes: with the 8-byte key a 40-byte slot, so two slots in every five
-// pages cross a page (docs/FORMAT.md "Slots") and are written, moved and
-// read in two parts; `tail`, the last word, sits on the second page.
+// 32 bytes: with the 8-byte key the benchmark's 40-byte slot, 102 to a
+// page with a pad at its end (docs/FORMAT.md "Slots"). `tail`, the last
+// word, is checked too, so a slot read at a wrong offset or half written
+// shows.
 struct val {
   u64 key, version, check, tail;
 };

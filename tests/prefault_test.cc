@@ -221,8 +221,8 @@ TEST_CASE("prefaulter: read requests populate for reading; each kind is given up
 namespace {
 
 // Values of a u64 -> V map: u64 (16-byte slots, whose blocks are size
-// classes) or wide (72-byte slots end to end: blocks a class rounds up).
-using wide = std::array<u64, 8>;
+// classes) or wide (40-byte slots, 102 a page: blocks a class rounds up).
+using wide = std::array<u64, 4>;
 template <class V>
 V value_of(u64 k) {
   if constexpr (std::is_same_v<V, u64>)
@@ -402,9 +402,9 @@ struct table_span {
 };
 template <class V>
 table_span cur_table(keel::store& db) {
+  constexpr u64 spp = 4096 / (8 + sizeof(V));
   const auto r = keel_test::read_root(db, keel::hash_map<u64, V>::open(db, "m").root());
-  const u64 slot_bytes = (r.cur.groups * 16 * (8 + sizeof(V)) + 4095) / 4096 * 4096;  // FORMAT.md "Slots"
-  return {r.cur.ctrl, r.cur.ctrl + r.cur.groups * 16, r.cur.slots, r.cur.slots + slot_bytes};
+  return {r.cur.ctrl, r.cur.ctrl + r.cur.groups * 16, r.cur.slots, r.cur.slots + (r.cur.groups * 16 + spp - 1) / spp * 4096};
 }
 
 }  // namespace
@@ -433,16 +433,14 @@ TEST_CASE("prefault: a quarter of the way before a doubling, the new table's blo
   sim_os sys;
   auto db = keel::store::open(path, opts(sys));
   // 2,048 groups grow at 28,672 used slots; the mark is 21,504. The next
-  // table, 4,096 groups, has a 64 KiB control block and 1,152 pages of
-  // 72-byte slots, which its size class rounds up to 1,280: the file is
-  // extended for the class, but only the 1,152 pages are populated.
+  // table, 4,096 groups, has a 64 KiB control block and 643 pages of 40-byte
+  // slots, which its size class rounds up to 768: the file is extended for
+  // the class, but only the 643 pages are populated.
   fill<wide>(*db, 21503);
-  // The doublings to 1,024 groups (a 16 KiB control block, 288 pages of
-  // slots) and to 2,048 (32 KiB, 576 pages) were prepared at their own
-  // marks, 5,376 and 10,752 entries, and happened since: each one's blocks
-  // ahead, then its slot block when it started. Smaller ones had slot
-  // blocks under 1 MiB.
-  constexpr u64 kEarlier = (16u << 10) + 2 * 288 * 4096 + (32u << 10) + 2 * 576 * 4096;
+  // The doubling to 2,048 groups (a 32 KiB control block, 322 pages of
+  // slots) was prepared at its own mark, 10,752 entries, and happened since.
+  // Its blocks ahead, then its slot block when it started.
+  constexpr u64 kEarlier = (32u << 10) + 2 * 322 * 4096;
   REQUIRE(eventually([&] { return db->info().prefaulted_bytes == kEarlier; }));
   const std::size_t earlier = sys.write_populates().size();
   fill<wide>(*db, 21504);  // the 21,504th entry crosses the mark
@@ -454,11 +452,11 @@ TEST_CASE("prefault: a quarter of the way before a doubling, the new table's blo
     const auto ranges = merged_writes(sys, earlier);
     if (ranges.size() != 1) return false;
     lo = ranges[0].first, hi = ranges[0].second;
-    return hi - lo == (64u << 10) + 1152 * 4096;
+    return hi - lo == (64u << 10) + 643 * 4096;
   }));
   REQUIRE(eventually([&] { return db->info().prefaulted_bytes == kEarlier + (hi - lo); }));
   CHECK(lo == (at_mark.arena_used + 4095) / 4096 * 4096);  // the fresh space past the cursor
-  CHECK(at_mark.file_size >= hi + (1280 - 1152) * 4096);   // extended to the slot block's class end
+  CHECK(at_mark.file_size >= hi + (768 - 643) * 4096);     // extended to the slot block's class end
   CHECK(cur_table<wide>(*db).slots_end <= lo);             // nothing moved yet
   CHECK(sys.read_populates().empty());                      // under the writable budget
   // Those pages are dirty zeros past the cursor: a checkpoint now syncs
@@ -476,7 +474,7 @@ TEST_CASE("prefault: a quarter of the way before a doubling, the new table's blo
   // the cursor; the slot block then starts at the cursor, where the control
   // block was predicted, and still lies inside what was populated.
   // Otherwise both are exactly where they were predicted.
-  CHECK((t.ctrl_end <= lo || (t.ctrl == lo && t.ctrl_end + 1152 * 4096 == hi)));
+  CHECK((t.ctrl_end <= lo || (t.ctrl == lo && t.ctrl_end + 643 * 4096 == hi)));
   CHECK((t.slots >= lo && t.slots_end <= hi));
   CHECK(db->info().file_size == at_mark.file_size);
   // Ahead once; then the resize's own request for its slot block.
@@ -501,19 +499,18 @@ TEST_CASE("prefault: past a thirty-second of the machine's memory, the next tabl
   sys.memory_bytes = 32u << 20;  // a budget of 1 MiB per doubling
   auto db = keel::store::open(path, opts(sys));
   fill<wide>(*db, 21503);
-  // The doublings to 1,024 and 2,048 groups: each one's blocks ahead (1 MiB
-  // writable, the rest read), then its slot block when it started.
+  // The doubling to 2,048 groups: its blocks ahead (1 MiB writable, the
+  // rest read), then its slot block when it started.
   REQUIRE(eventually([&] {
     const keel::store_info i = db->info();
-    return i.prefaulted_bytes == 2 * (1u << 20) + (288 + 576) * 4096 &&
-           i.read_ahead_bytes == (16u << 10) + 288 * 4096 + (32u << 10) + 576 * 4096 - 2 * (1u << 20);
+    return i.prefaulted_bytes == (1u << 20) + 322 * 4096 && i.read_ahead_bytes == (32u << 10) + 322 * 4096 - (1u << 20);
   }));
   const std::size_t writes_before = sys.write_populates().size(), reads_before = sys.read_populates().size();
   const keel::store_info before = db->info();
   fill<wide>(*db, 21504);
   // 64 KiB of control bytes and the first 960 KiB of the slots writable;
-  // the slots' other 1,152 * 4 KiB - 960 KiB read in (clean).
-  constexpr u64 kSlots = 1152 * 4096, kBudget = 1u << 20;
+  // the slots' other 643 * 4 KiB - 960 KiB read in (clean).
+  constexpr u64 kSlots = 643 * 4096, kBudget = 1u << 20;
   REQUIRE(eventually([&] {
     const keel::store_info i = db->info();
     return i.prefaulted_bytes - before.prefaulted_bytes == kBudget &&
@@ -585,7 +582,7 @@ TEST_CASE("first_touch: true once per key per writer handle, again after a reope
 TEST_CASE("read-ahead: a writer's first write to a hash map reads both its tables ahead in 128 KiB pieces, once") {
   keel_test::temp_dir dir;
   const std::string path = dir.path("r.keel");
-  // 4,096 groups of 72-byte slots (4.5 MiB) after 40,000 entries; 1,000
+  // 4,096 groups of 40-byte slots (2.5 MiB) after 40,000 entries; 1,000
   // more need no doubling.
   constexpr u64 kN = 40000;
   {

@@ -52,9 +52,8 @@ std::uint64_t map_size(const read_view& v, std::uint64_t root, map_shape s);
 std::uint64_t map_size(write_txn& tx, std::uint64_t root, map_shape s);
 // mode: 0 insert only, 1 insert or assign. Returns true when inserted.
 bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, const void* value, int mode);
-// Offset of key's value (which may cross a page: write_txn::read/write),
-// or 0 when key is absent.
-std::uint64_t map_value_offset(write_txn& tx, std::uint64_t root, map_shape s, const void* key);
+// Pointer to the value of key for in-place change (logged), or nullptr.
+void* map_value_for_update(write_txn& tx, std::uint64_t root, map_shape s, const void* key);
 bool map_erase(write_txn& tx, std::uint64_t root, map_shape s, const void* key);
 void map_clear(write_txn& tx, std::uint64_t root, map_shape s);
 void map_reserve(write_txn& tx, std::uint64_t root, map_shape s, std::uint64_t n);
@@ -72,7 +71,7 @@ class hash_map {
                 "hash_map stores trivially copyable keys and values");
   static_assert(std::has_unique_object_representations_v<K>,
                 "hash_map keys are hashed as bytes: K must have no padding and no floating point members");
-  static_assert(sizeof(K) + sizeof(V) <= 4000, "hash_map entries are at most 4000 bytes");
+  static_assert(sizeof(K) + sizeof(V) <= 4000, "hash_map slots must fit in a page");
 
  public:
   // Finds `name`, creating an empty map when absent (writable store only;
@@ -148,12 +147,12 @@ class hash_map {
   // Calls f(V&) on the stored value in place. Returns false when key is absent.
   template <class F>
   bool update(write_txn& tx, const K& key, F&& f) {
-    const std::uint64_t off = detail::map_value_offset(tx, root_, shape(), &key);
-    if (off == 0) return false;
+    void* p = detail::map_value_for_update(tx, root_, shape(), &key);
+    if (!p) return false;
     V v;
-    tx.read(off, &v, sizeof v);
+    std::memcpy(&v, p, sizeof v);
     f(v);
-    tx.write(off, &v, sizeof v);
+    std::memcpy(p, &v, sizeof v);
     return true;
   }
   bool erase(write_txn& tx, const K& key) { return detail::map_erase(tx, root_, shape(), &key); }

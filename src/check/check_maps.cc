@@ -45,9 +45,7 @@ class map_checker {
       return c_.problem(where_, root_, "root block " + num(root_) + " is outside the arena or misaligned");
     c_.add_block(root_, block_bytes(sizeof(map_root)), c_.owner(where_ + " root"));
     c_.img.get(root_, rt_);
-    const bool v1 = std::memcmp(rt_.magic, fmt::kMapMagic, 8) == 0;
-    if (!v1 && std::memcmp(rt_.magic, fmt::kMapMagic2, 8) != 0)
-      return c_.problem(where_, root_, "root has no hash map magic (KEELHMAP or KEELHMA2)");
+    if (std::memcmp(rt_.magic, fmt::kMapMagic, 8) != 0) return c_.problem(where_, root_, "root has no KEELHMAP magic");
     if (rt_.key_size != key_size || rt_.value_size != value_size)
       return c_.problem(where_, root_ + offsetof(map_root, key_size),
                         "root records " + num(rt_.key_size) + "/" + num(rt_.value_size) +
@@ -57,11 +55,6 @@ class map_checker {
         return c_.problem(where_, root_ + offsetof(map_root, key_size), "key and value sizes out of range");
       g_ = hash::geom(key_size, value_size);
     }
-    if (std::memcmp(rt_.magic, g_.magic(), 8) != 0)
-      return c_.problem(where_, root_,
-                        v1 ? "root says KEELHMAP: " + num(g_.slot) +
-                                 "-byte slots packed by page, an earlier build's layout this build does not read"
-                           : "root says KEELHMA2, but its " + num(g_.slot) + "-byte slots divide the page (KEELHMAP)");
     if (std::string why = table_problem(rt_.cur); !why.empty())
       return c_.problem(where_, root_ + offsetof(map_root, cur), "current table: " + why);
     has_old_ = rt_.old.groups != 0;

@@ -206,12 +206,7 @@ struct journal_entry {
 static_assert(sizeof(journal_entry) == 40);
 
 // ---- hash map (docs/FORMAT.md, "Hash map")
-// A root's magic names its slot layout: KEELHMAP where the slot size
-// divides the page (page-packed and end-to-end slots are then the same
-// bytes), KEELHMA2 for end-to-end slots that may cross pages.
 inline constexpr unsigned char kMapMagic[8] = {'K', 'E', 'E', 'L', 'H', 'M', 'A', 'P'};
-inline constexpr unsigned char kMapMagic2[8] = {'K', 'E', 'E', 'L', 'H', 'M', 'A', '2'};
-constexpr const unsigned char* map_magic(std::uint32_t slot) { return 4096 % slot == 0 ? kMapMagic : kMapMagic2; }
 inline constexpr std::uint8_t kCtrlEmpty = 0x00;
 inline constexpr std::uint8_t kCtrlDeleted = 0x01;  // full slots: 0x80 | low 7 bits of the hash
 inline constexpr std::uint64_t kGroup = 16;          // slots per control group
@@ -219,7 +214,7 @@ inline constexpr std::uint64_t kMaxGroups = 1ull << 28;
 
 struct map_table {
   std::uint64_t ctrl;       // offset of groups * 16 control bytes
-  std::uint64_t slots;      // offset of the slot block (page aligned)
+  std::uint64_t slots;      // offset of the slot pages
   std::uint64_t groups;     // power of two; 0 = no table
   std::uint64_t used;       // slots not empty (live + deleted)
   std::uint64_t max_probe;  // farthest any entry sits from its home group, in groups

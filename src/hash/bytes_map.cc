@@ -26,7 +26,7 @@ bool fits_inline(std::size_t k, std::size_t v) { return sizeof(entry_header) + k
 
 struct byte_keys {
   using key_type = std::string_view;
-  geom g{16, 0};  // 16-byte slots (hash, entry offset): none crosses a page, so no split is needed
+  geom g{16, 0};
   std::uint32_t root_ks = 0, root_vs = 0;
 
   template <class R>

@@ -9,7 +9,7 @@ namespace keel::hash {
 
 std::uint64_t new_map_root(write_txn& tx, std::uint32_t key_size, std::uint32_t value_size, const geom& g) {
   map_root rt{};
-  std::memcpy(rt.magic, g.magic(), 8);
+  std::memcpy(rt.magic, fmt::kMapMagic, 8);
   rt.key_size = key_size;
   rt.value_size = value_size;
   std::random_device rd;
@@ -35,8 +35,7 @@ struct fixed_keys {
   explicit fixed_keys(map_shape s) : g(s.key_size, s.value_size), root_ks(s.key_size), root_vs(s.value_size) {}
   template <class R>
   bool same(R& r, const map_table& t, std::uint64_t idx, const void* key, std::uint64_t) const {
-    std::byte buf[kPage];
-    const std::byte* s = slot_view(r, g.slot_off(t, idx), g.ks, buf);
+    const std::byte* s = r.bytes(g.slot_off(t, idx), g.ks);
     if (g.ks == 8) {  // the common case: one compare, no call
       std::uint64_t a, b;
       std::memcpy(&a, s, 8);
@@ -61,7 +60,7 @@ bool get_impl(R& r, std::uint64_t root, map_shape s, const void* key, void* out)
   const location at = locate(r, rt, k, key, k.hash(key, rt.seed));
   if (at.table < 0) return false;
   const map_table& t = at.table == 0 ? rt.cur : rt.old;
-  slot_read(r, k.g.slot_off(t, static_cast<std::uint64_t>(at.idx)) + k.g.ks, out, k.g.vs);
+  std::memcpy(out, r.bytes(k.g.slot_off(t, static_cast<std::uint64_t>(at.idx)) + k.g.ks, k.g.vs), k.g.vs);
   return true;
 }
 
@@ -81,7 +80,7 @@ static_assert(sizeof(map_root_bytes) == sizeof(map_root) && offsetof(map_root_by
               offsetof(map_root_bytes, old) == offsetof(map_root, old) &&
               offsetof(map_root_bytes, migrate) == offsetof(map_root, migrate) &&
               sizeof(map_table_bytes) == sizeof(map_table));
-static_assert(map_layout<8, 32>::slot == 40 && map_layout<1, 1>::slot == 8 && map_layout<8, 3000>::slot == 3008);
+static_assert(map_layout<8, 32>::slot == 40 && map_layout<1, 1>::slot == 8 && map_layout<8, 3000>::spp == 1);
 
 }  // namespace
 
@@ -128,7 +127,7 @@ bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, co
   if (at.table >= 0) {
     if (mode == 1) {
       const map_table& t = at.table == 0 ? rt.cur : rt.old;
-      tx.write(k.g.slot_off(t, static_cast<std::uint64_t>(at.idx)) + k.g.ks, value, k.g.vs);
+      std::memcpy(tx.mut_bytes(k.g.slot_off(t, static_cast<std::uint64_t>(at.idx)) + k.g.ks, k.g.vs), value, k.g.vs);
     }
     store_root(tx, root, rt);
     return false;
@@ -141,13 +140,13 @@ bool map_put(write_txn& tx, std::uint64_t root, map_shape s, const void* key, co
   return true;
 }
 
-std::uint64_t map_value_offset(write_txn& tx, std::uint64_t root, map_shape s, const void* key) {
+void* map_value_for_update(write_txn& tx, std::uint64_t root, map_shape s, const void* key) {
   const fixed_keys k(s);
   const map_root rt = root_of(tx, root, k);
   const location at = locate(tx, rt, k, key, k.hash(key, rt.seed));
-  if (at.table < 0) return 0;
+  if (at.table < 0) return nullptr;
   const map_table& t = at.table == 0 ? rt.cur : rt.old;
-  return k.g.slot_off(t, static_cast<std::uint64_t>(at.idx)) + k.g.ks;
+  return tx.mut_bytes(k.g.slot_off(t, static_cast<std::uint64_t>(at.idx)) + k.g.ks, k.g.vs);
 }
 
 bool map_erase(write_txn& tx, std::uint64_t root, map_shape s, const void* key) {
@@ -210,7 +209,7 @@ void map_for_each(write_txn& tx, std::uint64_t root, map_shape s, map_visit f, v
   const map_root rt = root_of(tx, root, k);
   std::vector<std::byte> e(k.g.ks + k.g.vs);
   every(tx, rt, [&](const map_table& t, std::uint64_t idx) {
-    tx.read(k.g.slot_off(t, idx), e.data(), e.size());
+    std::memcpy(e.data(), tx.bytes(k.g.slot_off(t, idx), e.size()), e.size());
     return f(ctx, e.data(), e.data() + k.g.ks);
   });
 }

@@ -1,14 +1,12 @@
 // The generic hash table under hash_map and bytes_map: SwissTable-style
-// control groups over slots laid end to end, incremental resize, bounded probes.
+// control groups over page-packed slots, incremental resize, bounded probes.
 // A key policy says how a slot's key compares with a probe key and what its
 // hash is (fixed keys: the key bytes in the slot; byte strings: a stored
 // hash and an entry block). Internal.
 #pragma once
 
-#include <algorithm>
 #include <bit>
 #include <cstring>
-#include <type_traits>
 #include <string>
 #include <vector>
 #if defined(__SSE2__)
@@ -36,88 +34,26 @@ inline constexpr int kMigrateGroups = 4;    // old groups moved per write
 inline constexpr std::uint64_t kLongProbe = 32;  // groups; a longer probe starts a resize
 inline constexpr std::uint64_t kPrefaultFromBytes = 1u << 20;  // slot blocks handed to the prefaulter
 
-// Sizes derived from the key and value sizes. Slots lie end to end
-// (docs/FORMAT.md "Slots"), so one may cross a page.
+// Sizes derived from the key and value sizes.
 struct geom {
-  std::uint32_t ks, vs, slot;  // key, value, slot bytes
+  std::uint32_t ks, vs, slot, spp;  // key, value, slot bytes; slots per page
+  std::uint64_t spp_inv;            // 2^64 / spp rounded up (spp > 1): i / spp = (i * spp_inv) >> 64 for 32-bit i
   geom(std::uint32_t key_size, std::uint32_t value_size)
       : ks(key_size),
         vs(value_size),
-        slot(static_cast<std::uint32_t>(fmt::align_up(std::max<std::uint64_t>(ks + vs, 8), 8))) {}
-  std::uint64_t slot_bytes(std::uint64_t groups) const { return fmt::align_up(groups * kGroup * slot, kPage); }
-  std::uint64_t slot_off(const map_table& t, std::uint64_t idx) const { return t.slots + idx * slot; }
-  // The root magic of this slot size's layout.
-  const unsigned char* magic() const { return fmt::map_magic(slot); }
+        slot(static_cast<std::uint32_t>(fmt::align_up(std::max<std::uint64_t>(ks + vs, 8), 8))),
+        spp(static_cast<std::uint32_t>(kPage / slot)),
+        spp_inv(spp > 1 ? UINT64_MAX / spp + 1 : 0) {}
+  std::uint64_t slot_bytes(std::uint64_t groups) const {
+    return (groups * kGroup + spp - 1) / spp * kPage;
+  }
+  std::uint64_t slot_off(const map_table& t, std::uint64_t idx) const {
+    const auto i = static_cast<std::uint32_t>(idx);  // < 2^32: groups <= 2^28
+    __extension__ using u128 = unsigned __int128;  // one 64x64->128 multiply (GCC/Clang)
+    const auto q = spp == 1 ? i : static_cast<std::uint64_t>((static_cast<u128>(spp_inv) * i) >> 64);
+    return t.slots + q * kPage + (i - q * spp) * slot;
+  }
 };
-
-// ---- slot bytes through a transaction
-//
-// write_txn hands out pointers within one page only (its private copies are
-// per page), and a slot may cross one: these helpers take a slot's bytes,
-// or write them, in one piece where it lies in a page and in two where it
-// does not. A slot is at most 4000 bytes, so it crosses at most one
-// boundary. A read_view maps the file whole and needs no split.
-
-inline bool crosses_page(std::uint64_t off, std::uint64_t len) { return off % kPage + len > kPage; }
-
-// [off, off+len) as r sees it: a pointer into the file or the
-// transaction's copy, or into buf (len bytes) when a write_txn's span
-// crosses a page. Valid until r's next write.
-template <class R>
-const std::byte* slot_view(R& r, std::uint64_t off, std::size_t len, std::byte* buf) {
-  if constexpr (std::is_same_v<R, write_txn>)
-    if (crosses_page(off, len)) {
-      r.read(off, buf, len);
-      return buf;
-    }
-  return r.bytes(off, len);
-}
-template <class R>
-void slot_read(R& r, std::uint64_t off, void* out, std::size_t len) {
-  if constexpr (std::is_same_v<R, write_txn>)
-    r.read(off, out, len);
-  else
-    std::memcpy(out, r.bytes(off, len), len);
-}
-
-// Writes na bytes from a, then nb from b, at off (write_txn::write for
-// each page's part).
-inline void slot_write(write_txn& tx, std::uint64_t off, const void* a, std::size_t na, const void* b, std::size_t nb) {
-  if (!crosses_page(off, na + nb)) {
-    std::byte* p = tx.mut_bytes(off, na + nb);
-    std::memcpy(p, a, na);
-    if (nb) std::memcpy(p + na, b, nb);
-    return;
-  }
-  tx.write(off, a, na);
-  if (nb) tx.write(off + na, b, nb);
-}
-
-// write_txn::write_unpublished of na bytes from a then nb from b, one call
-// per page the span touches.
-inline void slot_write_unpublished(write_txn& tx, std::uint64_t off, const void* a, std::size_t na, const void* b,
-                                   std::size_t nb) {
-  if (!crosses_page(off, na + nb)) return tx.write_unpublished(off, a, na, b, nb);
-  const auto *pa = static_cast<const std::byte*>(a), *pb = static_cast<const std::byte*>(b);
-  const std::size_t cut = kPage - off % kPage;  // bytes on the first page: 0 < cut < na + nb
-  if (cut <= na) {
-    tx.write_unpublished(off, pa, cut);
-    tx.write_unpublished(off + cut, pa + cut, na - cut, pb, nb);
-  } else {
-    tx.write_unpublished(off, pa, na, pb, cut - na);
-    tx.write_unpublished(off + cut, pb + (cut - na), nb - (cut - na));
-  }
-}
-
-// write_txn::copy_unpublished, one call per stretch that lies in one page
-// at both ends (up to three).
-inline void slot_copy_unpublished(write_txn& tx, std::uint64_t dst, std::uint64_t src, std::size_t len) {
-  while (len > 0) {
-    const std::size_t n = std::min<std::uint64_t>({len, kPage - dst % kPage, kPage - src % kPage});
-    tx.copy_unpublished(dst, src, n);
-    dst += n, src += n, len -= n;
-  }
-}
 
 inline std::uint64_t hash_of(const void* key, std::uint32_t ks, std::uint64_t seed) {
   return detail::map_key_hash(key, ks, seed);
@@ -162,20 +98,11 @@ template <class R>
 map_root load_root(R& r, std::uint64_t root, std::uint32_t key_size, std::uint32_t value_size, const geom& g) {
   map_root rt;
   std::memcpy(&rt, r.bytes(root, sizeof rt), sizeof rt);
-  const bool v1 = std::memcmp(rt.magic, fmt::kMapMagic, 8) == 0;
-  if (!v1 && std::memcmp(rt.magic, fmt::kMapMagic2, 8) != 0) bad(r.path(), root, "no hash map magic");
+  if (std::memcmp(rt.magic, fmt::kMapMagic, 8) != 0) bad(r.path(), root, "no hash map magic");
   if (rt.key_size != key_size || rt.value_size != value_size)
     bad(r.path(), root,
         "holds " + std::to_string(rt.key_size) + "/" + std::to_string(rt.value_size) + "-byte keys/values, not " +
             std::to_string(key_size) + "/" + std::to_string(value_size));
-  if (std::memcmp(rt.magic, g.magic(), 8) != 0) {
-    if (v1)  // docs/FORMAT.md "Slots": a map written before slots lay end to end
-      throw error(errc::version_mismatch, r.path(),
-                  "hash map at " + std::to_string(root) + " packs its " + std::to_string(g.slot) +
-                      "-byte slots by page (magic KEELHMAP, an earlier build's layout); this build lays them end "
-                      "to end (KEELHMA2)");
-    bad(r.path(), root, "magic KEELHMA2 with " + std::to_string(g.slot) + "-byte slots, which must say KEELHMAP");
-  }
   if (!table_ok(rt.cur, g, r.limit())) bad(r.path(), root, "current table descriptor is invalid");
   if (rt.old.groups != 0 && (!table_ok(rt.old, g, r.limit()) || rt.migrate >= rt.old.groups))
     bad(r.path(), root, "resize state is invalid");
@@ -325,12 +252,17 @@ inline bool place_in_group(write_txn& tx, map_table& t, const geom& g, const voi
   // which also keeps the bytes for the log).
   const std::uint64_t so = g.slot_off(t, gi * kGroup + static_cast<std::uint64_t>(i));
   const bool unused = gc.committed != nullptr && (static_cast<std::uint8_t>(gc.committed[i]) & 0x80) == 0;
-  if (unused && from != 0)
-    slot_copy_unpublished(tx, so, from, g.ks + g.vs);
-  else if (unused)
-    slot_write_unpublished(tx, so, a, g.ks, b, g.vs);
-  else
-    slot_write(tx, so, a, g.ks, b, g.vs);
+  if (unused && from != 0) {
+    tx.copy_unpublished(so, from, g.ks + g.vs);
+    return true;
+  }
+  if (unused) {
+    tx.write_unpublished(so, a, g.ks, b, g.vs);
+    return true;
+  }
+  std::byte* slot = tx.mut_bytes(so, g.ks + g.vs);
+  std::memcpy(slot, a, g.ks);
+  if (g.vs) std::memcpy(slot + g.ks, b, g.vs);
   return true;
 }
 
@@ -377,7 +309,6 @@ void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std:
   // Old group gi's entries mostly have their home there, so in the new
   // table (twice the groups) their home is 2gi or 2gi+1: one cursor each.
   group_cursor home_groups[2];
-  std::byte buf[kPage];  // a slot that crosses a page, read in two parts
   for (std::uint64_t n = 0; rt.old.groups != 0 && n < max_groups; ++n) {
     const std::uint64_t gi = rt.migrate;
     std::byte c[kGroup];
@@ -388,7 +319,7 @@ void migrate(write_txn& tx, std::uint64_t root, map_root& rt, const P& pol, std:
       // (place writes only the current table, whose blocks share no page
       // with the old one's slots), so the pointer stays valid through place.
       const std::uint64_t so = g.slot_off(rt.old, idx);
-      const std::byte* e = slot_view(tx, so, g.ks + g.vs, buf);
+      const std::byte* e = tx.bytes(so, g.ks + g.vs);
       const std::uint64_t h = pol.slot_hash(e, rt.seed), home = home_of(h, rt.cur.groups);
       const std::uint64_t from = copies ? so : 0;
       if (!place_in_group(tx, rt.cur, g, e, e + g.ks, h, home, home_groups[home & 1], committed, from))
@@ -514,8 +445,7 @@ void slice(R& r, const map_root& rt, const P& pol, std::uint64_t lo, std::uint64
       const std::byte* c = r.bytes(t.ctrl + gi * kGroup, kGroup);
       for (std::uint32_t m = match_full(c); m != 0; m &= m - 1) {
         const std::uint64_t idx = gi * kGroup + static_cast<std::uint64_t>(std::countr_zero(m));
-        std::byte key[kPage];
-        const std::uint64_t h = pol.slot_hash(slot_view(r, pol.g.slot_off(t, idx), pol.g.ks, key), rt.seed);
+        const std::uint64_t h = pol.slot_hash(r.bytes(pol.g.slot_off(t, idx), pol.g.ks), rt.seed);
         if (h >= lo && h <= hi) out(t, idx);
       }
     }

@@ -45,26 +45,25 @@ struct map_root_bytes {
 static_assert(sizeof(map_root_bytes) == 128);
 
 // Full validation of a root that failed the quick check below; always throws
-// errc::corrupt naming what is wrong (errc::version_mismatch for a root of
-// an earlier build's slot layout).
+// errc::corrupt naming what is wrong.
 [[noreturn]] void map_root_corrupt(const read_view& v, std::uint64_t root, std::uint32_t key_size,
                                    std::uint32_t value_size);
 
 template <std::uint32_t KS, std::uint32_t VS>
 struct map_layout {
   static constexpr std::uint32_t slot = ((KS + VS < 8 ? 8 : KS + VS) + 7) / 8 * 8;
-  // The root's magic, "KEELHMAP" or "KEELHMA2" as a little-endian word: it
-  // names the slot layout (docs/FORMAT.md "Slots").
-  static constexpr std::uint64_t magic = 4096 % slot == 0 ? 0x50414d484c45454bull : 0x32414d484c45454bull;
-  // Slots lie end to end: slot i at slots + i · slot. The fewest
-  // instructions between a key's hash and the address of the slot it
+  static constexpr std::uint32_t spp = 4096 / slot;  // slots per page; none crosses a page
+  static constexpr std::uint32_t pad = 4096 - spp * slot;  // unused bytes at each page's end
+  // slots + ⌊i / spp⌋ · 4096 + (i mod spp) · slot (docs/FORMAT.md), written
+  // as i · slot plus the pads of the pages before slot i's: no remainder to
+  // take, so one multiply fewer on the chain from the key to the slot it
   // loads, which is what a loop of gets pays for (docs/PERFORMANCE.md,
-  // "Slots end to end"). idx < 2^32 (groups <= 2^28).
+  // "Slot addresses without a remainder"). idx < 2^32 (groups <= 2^28), so
+  // the quotient is taken in 32 bits.
   static constexpr std::uint64_t slot_off(std::uint64_t slots, std::uint64_t idx) {
-    return slots + std::uint64_t{static_cast<std::uint32_t>(idx)} * slot;
+    const auto i = static_cast<std::uint32_t>(idx);
+    return slots + std::uint64_t{i} * slot + (pad == 0 ? 0 : std::uint64_t{i / spp} * pad);
   }
-  // The slot block of a table: whole pages.
-  static constexpr std::uint64_t slot_bytes(std::uint64_t groups) { return (groups * 16 * slot + 4095) / 4096 * 4096; }
 };
 
 // Control bytes of a group equal to `tag`, as a bit mask.
@@ -94,14 +93,15 @@ struct probe_table {  // value-initialise ({}) for an absent table
   std::uint64_t groups, max_probe;
 };
 
-inline bool table_numbers_ok(std::uint64_t groups, std::uint64_t max_probe) noexcept {
+template <std::uint32_t SPP>
+bool table_numbers_ok(std::uint64_t groups, std::uint64_t max_probe) noexcept {
   return groups != 0 && groups <= (std::uint64_t{1} << 28) && (groups & (groups - 1)) == 0 && max_probe < groups;
 }
 
-template <class L>
+template <std::uint32_t SPP>
 probe_table probe_view(const read_view& v, const std::byte* desc) {
   const std::uint64_t groups = load64(desc + 16);
-  return {v.bytes(load64(desc), groups * 16), v.bytes(load64(desc + 8), L::slot_bytes(groups)), groups,
+  return {v.bytes(load64(desc), groups * 16), v.bytes(load64(desc + 8), (groups * 16 + SPP - 1) / SPP * 4096), groups,
           load64(desc + 32)};
 }
 
@@ -177,18 +177,19 @@ struct map_probe_state {
 template <class K, class V>
 map_probe_state map_probe_root(const read_view& v, std::uint64_t root) {
   using L = map_layout<sizeof(K), sizeof(V)>;
+  constexpr std::uint64_t kMagic = 0x50414d484c45454bull;  // "KEELHMAP"
   constexpr std::uint64_t kSizes = (std::uint64_t{sizeof(V)} << 32) | sizeof(K);
   const std::byte* r = v.bytes(root, sizeof(map_root_bytes));
   const std::byte* cur = r + offsetof(map_root_bytes, cur);
   const std::byte* old = r + offsetof(map_root_bytes, old);
   map_probe_state s{load64(r + offsetof(map_root_bytes, seed)), {}, {}, load64(r + offsetof(map_root_bytes, migrate))};
   const std::uint64_t old_groups = load64(old + 16);
-  if (load64(r) != L::magic || load64(r + 8) != kSizes || !table_numbers_ok(load64(cur + 16), load64(cur + 32)) ||
-      (old_groups != 0 && (!table_numbers_ok(old_groups, load64(old + 32)) || s.migrate >= old_groups)))
+  if (load64(r) != kMagic || load64(r + 8) != kSizes || !table_numbers_ok<L::spp>(load64(cur + 16), load64(cur + 32)) ||
+      (old_groups != 0 && (!table_numbers_ok<L::spp>(old_groups, load64(old + 32)) || s.migrate >= old_groups)))
       [[unlikely]]
     map_root_corrupt(v, root, sizeof(K), sizeof(V));
-  s.cur = probe_view<L>(v, cur);
-  if (old_groups != 0) s.old = probe_view<L>(v, old);
+  s.cur = probe_view<L::spp>(v, cur);
+  if (old_groups != 0) s.old = probe_view<L::spp>(v, old);
   return s;
 }
 
@@ -391,7 +392,7 @@ template <class K, class V>
 // most lookups (a match, or an empty slot); the live max probe is needed
 // only past it, and any slot size takes this path. The chain from the key
 // to the slot's address is what a loop of gets pays for (docs/
-// PERFORMANCE.md, "Slots end to end").
+// PERFORMANCE.md, "Slot addresses without a remainder").
 template <class K, class V>
 [[gnu::always_inline]] inline int map_probe_fast(const store& db, const std::byte* r, const layout_cache& c,
                                                  const K& key, V& out) {
