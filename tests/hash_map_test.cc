@@ -519,43 +519,54 @@ const mode_plan kModes[] = {
 
 u64 total_ops() { return std::max<u64>(env_u64("KEEL_HASH_OPS", 1'250'000), 3000); }
 
+// One differential run per durability mode (kModes), `budget` ops in all;
+// keys() makes each run's key generator; each run must commit more than
+// min_txns transactions. Returns the ops done.
+template <class K, class V>
+u64 differential_every_mode(const std::string& label, u64 budget, u64 seed, int reopens,
+                            const std::function<typename differ<K, V>::keygen()>& keys, u64 min_txns = 0) {
+  u64 done = 0;
+  for (const mode_plan& mp : kModes) {
+    keel_test::temp_dir dir;
+    typename differ<K, V>::cfg c;
+    c.label = label;
+    c.mode = mp.mode;
+    c.seed = seed ^ static_cast<u64>(mp.mode);
+    c.ops = budget / 3;
+    c.txn_min = mp.txn_min;
+    c.txn_max = mp.txn_max;
+    c.reopens = reopens;
+    differ<K, V> d(c, dir.path("s"), keys());
+    d.run();
+    MESSAGE(d.stats());
+    CHECK_MESSAGE(d.txns() > min_txns, d.stats());
+    done += d.ops();
+  }
+  CHECK(done >= budget - 3);
+  return done;
+}
+
 }  // namespace
 
 // ====================================================================== differential
 
 TEST_CASE("differential: u64 -> u64, dense keys, every durability mode") {
-  const u64 budget = total_ops() * 36 / 100;  // 36% of the total
   const u64 seed = base_seed();
   MESSAGE("hash_map_test: seed ", seed, " (set KEEL_HASH_SEED to repeat), ", total_ops(), " random ops in total");
   const auto t0 = clk::now();
-  u64 done = 0;
-  for (const mode_plan& mp : kModes) {
-    keel_test::temp_dir dir;
-    typename differ<u64, u64>::cfg c;
-    c.label = "dense u64";
-    c.mode = mp.mode;
-    c.seed = seed ^ 0x1000 ^ static_cast<u64>(mp.mode);
-    c.ops = budget / 3;
-    c.txn_min = mp.txn_min;
-    c.txn_max = mp.txn_max;
-    c.reopens = 2;
-    // Key range changes in epochs (dense: the table is full of hits, misses and tombstones).
+  // Key range changes in epochs (dense: the table is full of hits, misses and tombstones).
+  const u64 done = differential_every_mode<u64, u64>("dense u64", total_ops() * 36 / 100, seed ^ 0x1000, 2, [] {
     auto range = std::make_shared<u64>(64);
     auto left = std::make_shared<u64>(0);
-    differ<u64, u64> d(c, dir.path("s"), [range, left](std::mt19937_64& r) {
+    return [range, left](std::mt19937_64& r) {
       if ((*left)-- == 0) {
         static const u64 ranges[] = {16, 64, 700, 5000, 30000, 60000};
         *range = ranges[r() % std::size(ranges)];
         *left = 2000 + r() % 40000;
       }
       return r() % *range;
-    });
-    d.run();
-    MESSAGE(d.stats());
-    CHECK_MESSAGE(d.txns() > 50, d.stats());
-    done += d.ops();
-  }
-  CHECK(done >= budget - 3);
+    };
+  }, 50);
   MESSAGE("dense u64: ", done, " ops in ", secs_since(t0), " s");
 }
 
@@ -563,56 +574,26 @@ TEST_CASE("differential: u64 -> u64, dense keys, every durability mode") {
 // each page's end (docs/FORMAT.md "Slots"), so slot offsets take the
 // page arithmetic that power-of-two slots skip.
 TEST_CASE("differential: u64 -> 32-byte values (40-byte slots, page pads), every durability mode") {
-  const u64 budget = total_ops() * 16 / 100;
-  const u64 seed = base_seed();
   const auto t0 = clk::now();
-  u64 done = 0;
-  for (const mode_plan& mp : kModes) {
-    keel_test::temp_dir dir;
-    typename differ<u64, blob<32>>::cfg c;
-    c.label = "u64 -> 32 bytes";
-    c.mode = mp.mode;
-    c.seed = seed ^ 0x1800 ^ static_cast<u64>(mp.mode);
-    c.ops = budget / 3;
-    c.txn_min = mp.txn_min;
-    c.txn_max = mp.txn_max;
-    c.reopens = 1;
-    differ<u64, blob<32>> d(c, dir.path("s"), [](std::mt19937_64& r) { return r() % 20000; });
-    d.run();
-    MESSAGE(d.stats());
-    done += d.ops();
-  }
-  CHECK(done >= budget - 3);
+  const u64 done = differential_every_mode<u64, blob<32>>("u64 -> 32 bytes", total_ops() * 16 / 100,
+                                                          base_seed() ^ 0x1800, 1, [] {
+                                                            return [](std::mt19937_64& r) { return r() % 20000; };
+                                                          });
   MESSAGE("u64 -> 32 bytes: ", done, " ops in ", secs_since(t0), " s");
 }
 
 TEST_CASE("differential: 16-byte keys differing in one byte, every durability mode") {
-  const u64 budget = total_ops() * 24 / 100;
-  const u64 seed = base_seed();
   const auto t0 = clk::now();
-  u64 done = 0;
-  for (const mode_plan& mp : kModes) {
-    keel_test::temp_dir dir;
-    typename differ<k16, u64>::cfg c;
-    c.label = "k16 one byte apart";
-    c.mode = mp.mode;
-    c.seed = seed ^ 0x2000 ^ static_cast<u64>(mp.mode);
-    c.ops = budget / 3;
-    c.txn_min = mp.txn_min;
-    c.txn_max = mp.txn_max;
-    c.reopens = 1;
-    differ<k16, u64> d(c, dir.path("s"), [](std::mt19937_64& r) {
+  const u64 done = differential_every_mode<k16, u64>("k16 one byte apart", total_ops() * 24 / 100,
+                                                     base_seed() ^ 0x2000, 1, [] {
+    return [](std::mt19937_64& r) {
       // 16 positions x 256 byte values around one base key (4081 distinct keys).
       k16 k{0x0123456789abcdefull, 0xfedcba9876543210ull};
       const u64 i = r() % 4096;
       reinterpret_cast<unsigned char*>(&k)[i >> 8] = static_cast<unsigned char>(i & 0xff);
       return k;
-    });
-    d.run();
-    MESSAGE(d.stats());
-    done += d.ops();
-  }
-  CHECK(done >= budget - 3);
+    };
+  });
   MESSAGE("k16: ", done, " ops in ", secs_since(t0), " s");
 }
 
