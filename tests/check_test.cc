@@ -680,5 +680,10 @@ TEST_CASE("random byte flips never crash or hang the checker") {
   MESSAGE(iterations << " damaged files in "
                      << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s: "
                      << problems << " reported damage, " << snapshots << " checked on a snapshot");
-  CHECK(problems > iterations / 4);  // many flips land in values or unused bytes: undetectable by design
+  // Many flips land in values or unused bytes: undetectable by design. Over
+  // seeds 1-12 the checker reported 84-102 of 300 (about 31%, binomial
+  // sd about 8); a time seed once gave 73, so a bound of a quarter failed
+  // about one run in a hundred. An eighth is over six sd below the mean,
+  // and still fails a checker that reports (almost) nothing.
+  CHECK(problems > iterations / 8);
 }
