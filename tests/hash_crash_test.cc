@@ -544,6 +544,10 @@ val make_val(u64 key, u64 version) {
   const u64 c = check_of(key, version);
   return {key, version, c, ~c};
 }
+// v is a value make_val wrote for key (at v's own version).
+bool well_formed(u64 key, const val& v) {
+  return v.key == key && v.check == check_of(key, v.version) && v.tail == ~v.check;
+}
 u64 pinned_key(u64 i) { return (u64{1} << 40) + i; }
 bool is_pinned(u64 k) { return k >= pinned_key(0) && k < pinned_key(kPinned); }
 
@@ -680,7 +684,7 @@ void raise_to(std::atomic<u64>& a, u64 v) {
   // (sampled) written to k by transaction `version`.
   u64 sample = 0;
   auto check_val = [&](u64 k, const val& v, const char* how) {
-    if (v.key != k || v.check != check_of(k, v.version) || v.tail != ~v.check)
+    if (!well_formed(k, v))
       fail(std::string(how) + ": key " + std::to_string(k) + " has a malformed value {key " + std::to_string(v.key) +
            ", version " + std::to_string(v.version) + ", check " + std::to_string(v.check) + ", tail " +
            std::to_string(v.tail) + "}");
@@ -945,7 +949,7 @@ class harness {
     u64 wrong = 0;
     for (const auto& [k, ver] : model) {
       const std::optional<val> v = map.get(k);
-      if (!v || v->key != k || v->version != ver || v->check != check_of(k, ver) || v->tail != ~v->check) ++wrong;
+      if (!v || v->version != ver || !well_formed(k, *v)) ++wrong;
     }
     CHECK_MESSAGE(wrong == 0, ctx(), wrong, " keys differ from the model after ", mt.count, " transactions");
     u64 n = 0;
